@@ -1,0 +1,124 @@
+# Podium's one Makefile.
+#
+#   make            build bin/podium-server, bin/podium-scheduler, bin/podium-train
+#   make run        install missing Debian packages, build, start PostgreSQL,
+#                   migrate, start the server and the scheduler
+#   make test       the whole suite against a throwaway PostgreSQL
+#   make test SAN=1 the same suite built with AddressSanitizer + UBSan
+#
+# Layout: each folder of C code (lib/, server/, scheduler/, trainers/) is a
+# static library of its modules plus thin program entry points (*main.c);
+# every tests/{unit,integration}/test_*.c is a program of its own, linked
+# against all the libraries. Flags come from pkg-config.
+
+ifeq ($(SAN),1)
+MODE      := san
+BIN       := build/san/bin
+SANFLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT       := -O1
+else
+MODE      := release
+BIN       := bin
+SANFLAGS  :=
+OPT       := -O2
+endif
+B := build/$(MODE)
+
+CC       ?= cc
+PKGS     := libmicrohttpd libcjson libpq libuv openblas libcrypto
+TESTPKGS := cmocka libcurl yaml-0.1
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS := $(shell pkg-config --cflags $(TESTPKGS) 2>/dev/null)
+TEST_LIBS   := $(shell pkg-config --libs $(TESTPKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-unused-parameter \
+           -Wmissing-prototypes -Wstrict-prototypes -Wvla
+CFLAGS  ?= $(OPT) -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -I. $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
+LDLIBS  := $(PKG_LIBS) -lpthread -lm
+ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+ALL_CFLAGS += -DPODIUM_VERSION='"$(VERSION)"'
+
+# --- sources -----------------------------------------------------------------
+mains_of = $(filter %main.c,$(wildcard $(1)/*.c))
+mods_of  = $(filter-out %main.c,$(wildcard $(1)/*.c))
+objs     = $(patsubst %.c,$(B)/%.o,$(1))
+
+LIB_OBJ   := $(call objs,$(call mods_of,lib)) $(B)/gen/migrations.o
+SRV_OBJ   := $(call objs,$(call mods_of,server))
+SCHED_OBJ := $(call objs,$(call mods_of,scheduler))
+TRAIN_OBJ := $(call objs,$(call mods_of,trainers))
+
+LIBS := $(B)/libserver.a $(B)/libscheduler.a $(B)/libtrainers.a $(B)/libpodium.a
+
+PROGRAMS := $(BIN)/podium-server $(BIN)/podium-scheduler $(BIN)/podium-train \
+            $(if $(wildcard trainers/predict_main.c),$(BIN)/podium-predict)
+
+TEST_SRC := $(wildcard tests/unit/test_*.c tests/integration/test_*.c)
+TEST_SUPPORT_OBJ := $(call objs,$(wildcard tests/support/*.c))
+TESTS    := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
+
+MIGRATIONS := $(sort $(wildcard migrations/*.sql))
+
+.PHONY: all deps run test check-tests clean fmt
+all: $(PROGRAMS)
+
+# --- libraries and programs --------------------------------------------------
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(B)/gen/migrations.o: $(B)/gen/migrations.c
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(B)/libpodium.a: $(LIB_OBJ)
+$(B)/libserver.a: $(SRV_OBJ)
+$(B)/libscheduler.a: $(SCHED_OBJ)
+$(B)/libtrainers.a: $(TRAIN_OBJ)
+$(B)/%.a:
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BIN)/podium-server: $(B)/server/main.o $(LIBS)
+$(BIN)/podium-scheduler: $(B)/scheduler/main.o $(LIBS)
+$(BIN)/podium-train: $(B)/trainers/train_main.o $(LIBS)
+$(BIN)/podium-predict: $(B)/trainers/predict_main.o $(LIBS)
+$(PROGRAMS):
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+# --- tests -------------------------------------------------------------------
+$(B)/tests/support/%.o: tests/support/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
+
+$(B)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
+	    $(TEST_SUPPORT_OBJ) $(LIBS) $(TEST_LIBS) $(LDLIBS)
+
+check-tests: $(PROGRAMS) $(TESTS)
+
+deps:
+	@sh scripts/deps.sh
+
+test: deps
+	@$(MAKE) --no-print-directory check-tests
+	@PODIUM_BIN_DIR=$(BIN) PODIUM_TEST_DIR=$(B)/tests sh tests/run.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/run.sh
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

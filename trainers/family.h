@@ -1,0 +1,123 @@
+/*
+ * family.h - the contract every model family in podium-train implements.
+ *
+ * A family (linear, rf, extratrees, gbm, knn, nb, mlp) is a table of
+ * functions over opaque parameter and model objects, as ggml does for its
+ * backends: the trainer's driver (spec parsing, preprocessing, cross
+ * validation, result events) never looks inside a family.
+ *
+ * Data reaching a family is already preprocessed: a dense row-major float
+ * matrix (NaN marks a missing value; only families that declare
+ * handles_missing ever see one), and a double target per row. For
+ * classification the target holds the class index 0..n_classes-1.
+ *
+ * Ownership: params_parse returns params the caller frees with
+ * params_free; fit returns a model the caller frees with model_free. Both
+ * frees accept NULL. Everything runs on the caller's thread; a family may
+ * start up to opts->threads worker threads inside fit/predict and joins
+ * them before returning.
+ */
+#ifndef PODIUM_TRAINERS_FAMILY_H
+#define PODIUM_TRAINERS_FAMILY_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "trainers/buf.h"
+#include "trainers/rng.h"
+
+enum pd_task_kind {
+    PD_TASK_CLASSIFICATION = 0,
+    PD_TASK_REGRESSION = 1,
+};
+
+/* Return codes shared by all families. */
+enum pd_status {
+    PD_OK = 0,
+    PD_EPARAM = -1,     /* a bad parameter value: the message names it */
+    PD_EDATA = -2,      /* data the family cannot fit (e.g. one class) */
+    PD_ENOMEM = -3,
+    PD_ECANCELLED = -4, /* opts->cancel became non-zero */
+    PD_EFORMAT = -5,    /* a saved model that is truncated or not ours */
+    PD_EINTERNAL = -6,
+};
+
+struct pd_data {
+    size_t n;          /* rows */
+    size_t d;          /* features */
+    const float *x;    /* n*d, row-major, NaN = missing */
+    const double *y;   /* n targets (class index for classification) */
+    const double *w;   /* optional per-row weights, NULL = all 1 */
+    /* Optional, d entries: 0 = numeric feature; k > 0 = categorical feature
+     * holding codes 0..k-1 (NaN = missing). NULL = all numeric. Only
+     * families with native_categorical set are given categorical codes;
+     * others receive one-hot columns and levels == NULL. */
+    const int *levels;
+};
+
+struct pd_task {
+    enum pd_task_kind kind;
+    int n_classes;     /* >= 2 for classification, 0 for regression */
+};
+
+/* One progress report from inside fit, e.g. a boosting round or an epoch. */
+struct pd_progress {
+    int iteration;
+    int total;         /* planned iterations, 0 if unknown */
+    const char *metric;/* name of value, e.g. "valid_logloss"; may be NULL */
+    double value;
+};
+
+struct pd_fit_opts {
+    int threads;                     /* >= 1 */
+    uint64_t seed;
+    const volatile sig_atomic_t *cancel; /* may be NULL; non-zero: stop soon */
+    void (*progress)(void *ctx, const struct pd_progress *p); /* may be NULL */
+    void *progress_ctx;
+};
+
+struct pd_family {
+    const char *name;                /* "gbm", "rf", ... */
+    int handles_missing;             /* 1: x may hold NaN (gbm) */
+    int needs_scaling;               /* 1: the driver standardizes features */
+    int native_categorical;          /* 1: wants codes + levels, not one-hot */
+    int supports_classification;
+    int supports_regression;
+
+    /* Validate params (NULL or a JSON object) against the task, filling in
+     * defaults. An unknown key or a value out of range is PD_EPARAM with a
+     * message naming the parameter, e.g. "max_depth: must be >= 1, got 0".
+     * Never clamp silently. */
+    int (*params_parse)(const cJSON *params, const struct pd_task *task,
+                        void **out, char *err, size_t errlen);
+    /* The effective parameters (defaults filled in) as a new JSON object. */
+    cJSON *(*params_json)(const void *params);
+    void (*params_free)(void *params);
+
+    /* Train on `train`. `valid` may be NULL; families with early stopping
+     * use it when given. */
+    int (*fit)(const void *params, const struct pd_task *task,
+               const struct pd_data *train, const struct pd_data *valid,
+               const struct pd_fit_opts *opts, void **out_model,
+               char *err, size_t errlen);
+
+    /* Predict n rows of x (n*d row-major). For classification `out` gets
+     * n*n_classes probabilities (row-major, each row sums to 1); for
+     * regression n values. */
+    int (*predict)(const void *model, const float *x, size_t n, size_t d,
+                   int threads, double *out);
+
+    /* Serialize into / restore from the model file's weights section. */
+    int (*save)(const void *model, struct pd_buf *out);
+    int (*load)(struct pd_reader *in, void **out_model, char *err,
+                size_t errlen);
+    void (*model_free)(void *model);
+};
+
+/* Look a family up by name; NULL if there is none. */
+const struct pd_family *pd_family_find(const char *name);
+
+#endif
