@@ -68,16 +68,20 @@ MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 all: $(PROGRAMS)
 
 # --- libraries and programs --------------------------------------------------
+# V=1 shows whole command lines.
+Q := $(if $(V),,@)
+
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(B)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
 	@mkdir -p $(dir $@)
-	sh scripts/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+	$(Q)sh scripts/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
 
 $(B)/gen/migrations.o: $(B)/gen/migrations.c
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(B)/libpodium.a: $(LIB_OBJ)
 $(B)/libserver.a: $(SRV_OBJ)
@@ -85,7 +89,7 @@ $(B)/libscheduler.a: $(SCHED_OBJ)
 $(B)/libtrainers.a: $(TRAIN_OBJ)
 $(B)/%.a:
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BIN)/podium-server: $(B)/server/main.o $(LIBS)
 $(BIN)/podium-scheduler: $(B)/scheduler/main.o $(LIBS)
@@ -93,16 +97,18 @@ $(BIN)/podium-train: $(B)/trainers/train_main.o $(LIBS)
 $(BIN)/podium-predict: $(B)/trainers/predict_main.o $(LIBS)
 $(PROGRAMS):
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
 # --- tests -------------------------------------------------------------------
 $(B)/tests/support/%.o: tests/support/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) -c $< -o $@
 
 $(B)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(TEST_CFLAGS) $(ALL_LDFLAGS) -o $@ $< \
 	    $(TEST_SUPPORT_OBJ) $(LIBS) $(TEST_LIBS) $(LDLIBS)
 
 check-tests: $(PROGRAMS) $(TESTS)

@@ -1,0 +1,37 @@
+#!/bin/sh
+# deps.sh - make sure the Debian packages Podium builds and runs with are
+# installed. As root, installs what is missing with apt-get; otherwise prints
+# the exact command to run and fails.
+set -eu
+
+# Build and run: compiler, pkg-config, the libraries, PostgreSQL's server.
+# Tests: cmocka (unit test framework), libcurl (HTTP client), libyaml (reads
+# api/openapi.yaml). Runtime helpers: util-linux's runuser to run
+# PostgreSQL unprivileged when started as root.
+PACKAGES="build-essential pkg-config
+libmicrohttpd-dev libcjson-dev libpq-dev libuv1-dev libopenblas-dev libssl-dev
+postgresql postgresql-client
+libcmocka-dev libcurl4-openssl-dev libyaml-dev
+util-linux procps curl"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+    echo "deps: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # Installing the postgresql package must not start Debian's own cluster
+    # service on a machine without one; ours is started by scripts/pg.sh.
+    apt-get install -y -qq --no-install-recommends $missing
+else
+    echo "deps: missing Debian packages:$missing" >&2
+    echo "deps: run: sudo apt-get install -y$missing" >&2
+    exit 1
+fi

@@ -1,0 +1,76 @@
+#!/bin/sh
+# run.sh - what `make run` does after building: start the embedded
+# PostgreSQL (unless DATABASE_URL is set), migrate, bootstrap, start
+# podium-server and podium-scheduler, print the URL and the development API
+# key, and on Ctrl-C or SIGTERM stop all of it cleanly.
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/pg.sh"
+
+data=${PODIUM_DATA_DIR:-$root/var}
+mkdir -p "$data"
+data=$(cd "$data" && pwd)
+export PODIUM_PORT=${PODIUM_PORT:-8080}
+pg_port=${PODIUM_PG_PORT:-5433}
+bin=${PODIUM_BIN_DIR:-$root/bin}
+embedded=0
+
+if [ -z "${DATABASE_URL:-}" ]; then
+    echo "podium: starting PostgreSQL in $data/pg (port $pg_port, socket $data/pg/run)"
+    pg_setup "$data/pg" "$pg_port" tcp
+    embedded=1
+    DATABASE_URL=$(pg_conninfo "$data/pg" "$pg_port")
+fi
+export DATABASE_URL
+
+server_pid="" scheduler_pid=""
+stop_all() {
+    trap - INT TERM EXIT
+    echo
+    echo "podium: stopping"
+    for pid in $server_pid $scheduler_pid; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in $server_pid $scheduler_pid; do wait "$pid" 2>/dev/null || true; done
+    if [ "$embedded" = 1 ]; then
+        pg_stop "$data/pg" && echo "podium: PostgreSQL stopped"
+    fi
+    exit 0
+}
+trap stop_all INT TERM EXIT
+
+"$bin/podium-server" --migrate --bootstrap-key-file "$data/api-key"
+
+"$bin/podium-server" >>"$data/server.log" 2>&1 &
+server_pid=$!
+"$bin/podium-scheduler" >>"$data/scheduler.log" 2>&1 &
+scheduler_pid=$!
+
+url="http://${PODIUM_BIND:-127.0.0.1}:$PODIUM_PORT"
+i=0
+until curl -fsS "$url/healthz" >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! kill -0 "$server_pid" 2>/dev/null; then
+        echo "podium: the server did not start; last lines of $data/server.log:" >&2
+        tail -20 "$data/server.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+
+echo "podium: server    $url   (log: $data/server.log)"
+echo "podium: scheduler running (log: $data/scheduler.log)"
+if [ -f "$data/api-key" ]; then
+    echo "podium: API key   $(cat "$data/api-key")   (also in $data/api-key)"
+    echo "podium: try       curl -H \"Authorization: Bearer \$(cat $data/api-key)\" $url/v1/me"
+else
+    echo "podium: this database was bootstrapped before; its admin key is not in $data/api-key"
+fi
+echo "podium: Ctrl-C stops everything"
+
+# Wait until either program exits (or a signal arrives), then stop the rest.
+while kill -0 "$server_pid" 2>/dev/null && kill -0 "$scheduler_pid" 2>/dev/null; do
+    sleep 1 &
+    wait $! 2>/dev/null || true
+done
+echo "podium: a program exited; see the logs in $data" >&2
+stop_all

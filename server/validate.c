@@ -1,0 +1,126 @@
+/* validate.c - see validate.h. */
+#include "server/validate.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void validator_init(struct validator *v) { v->errors = cJSON_CreateArray(); }
+
+void validator_free(struct validator *v)
+{
+    cJSON_Delete(v->errors);
+    v->errors = NULL;
+}
+
+int validator_failed(const struct validator *v)
+{
+    return v->errors == NULL || cJSON_GetArraySize(v->errors) > 0;
+}
+
+cJSON *validator_take(struct validator *v)
+{
+    cJSON *e = v->errors;
+    v->errors = NULL;
+    return e ? e : cJSON_CreateArray();
+}
+
+void validate_error(struct validator *v, const char *field, const char *fmt, ...)
+{
+    if (v->errors == NULL) return;
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    cJSON *e = cJSON_CreateObject();
+    if (e == NULL) return;
+    cJSON_AddStringToObject(e, "field", field);
+    cJSON_AddStringToObject(e, "detail", detail);
+    cJSON_AddItemToArray(v->errors, e);
+}
+
+void validate_only(struct validator *v, const cJSON *obj, const char *const *allowed)
+{
+    for (const cJSON *m = obj ? obj->child : NULL; m != NULL; m = m->next) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(*a, m->string) == 0;
+        if (!ok) validate_error(v, m->string, "unknown field");
+    }
+}
+
+/* The number of code points of s, or (size_t)-1 when s is not valid UTF-8
+ * (overlong forms, surrogates and code points past U+10FFFF included). */
+static size_t utf8_length(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = 0;
+    while (*s) {
+        unsigned c = *s;
+        int extra;
+        unsigned cp;
+        if (c < 0x80) { s++; n++; continue; }
+        else if (c >= 0xC2 && c <= 0xDF) { extra = 1; cp = c & 0x1F; }
+        else if (c >= 0xE0 && c <= 0xEF) { extra = 2; cp = c & 0x0F; }
+        else if (c >= 0xF0 && c <= 0xF4) { extra = 3; cp = c & 0x07; }
+        else return (size_t)-1;
+        s++;
+        for (int i = 0; i < extra; i++, s++) {
+            if ((*s & 0xC0) != 0x80) return (size_t)-1;
+            cp = (cp << 6) | (*s & 0x3F);
+        }
+        if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return (size_t)-1;
+        n++;
+    }
+    return n;
+}
+
+const char *validate_string(struct validator *v, const cJSON *obj, const char *name,
+                            int required, size_t min, size_t max)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (item == NULL || cJSON_IsNull(item)) {
+        if (required) validate_error(v, name, "is required");
+        return NULL;
+    }
+    if (!cJSON_IsString(item)) {
+        validate_error(v, name, "must be a string");
+        return NULL;
+    }
+    size_t len = utf8_length(item->valuestring);
+    if (len == (size_t)-1) {
+        validate_error(v, name, "must be valid UTF-8");
+        return NULL;
+    }
+    if (len < min || len > max) {
+        validate_error(v, name, "must be %zu to %zu characters long, got %zu", min, max, len);
+        return NULL;
+    }
+    for (const unsigned char *p = (const unsigned char *)item->valuestring; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            validate_error(v, name, "must not contain control characters");
+            return NULL;
+        }
+    }
+    return item->valuestring;
+}
+
+const char *validate_enum(struct validator *v, const cJSON *obj, const char *name,
+                          const char *const *choices, const char *dflt)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (item == NULL || cJSON_IsNull(item)) return dflt;
+    if (cJSON_IsString(item)) {
+        for (const char *const *c = choices; *c; c++)
+            if (strcmp(*c, item->valuestring) == 0) return *c;
+    }
+    char list[256] = "";
+    for (const char *const *c = choices; *c; c++) {
+        strncat(list, c == choices ? "" : ", ", sizeof list - strlen(list) - 1);
+        strncat(list, *c, sizeof list - strlen(list) - 1);
+    }
+    validate_error(v, name, "must be one of: %s", list);
+    return NULL;
+}

@@ -1,0 +1,83 @@
+#!/bin/sh
+# run.sh - the whole test suite against a throwaway PostgreSQL.
+#
+# Starts a cluster in a temporary folder (fsync off: it is thrown away),
+# runs every test program under $PODIUM_TEST_DIR (unit/ first, then
+# integration/) one after another, prints a line per program and a summary,
+# and removes the cluster and everything else it started, whatever happens.
+#
+# Test programs read:
+#   PODIUM_TEST_PG        conninfo of the cluster's "postgres" database
+#   PODIUM_TEST_PGCTL     a command that takes "stop" or "start" for the cluster
+#   PODIUM_BIN_DIR        where podium-server & co. are
+#   PODIUM_TEST_TMP       a scratch folder
+# Set PODIUM_TEST_FILTER to a substring to run only matching programs.
+set -u
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+. "$root/scripts/pg.sh"
+
+bin_dir=$(cd "${PODIUM_BIN_DIR:-bin}" && pwd)
+test_dir=$(cd "${PODIUM_TEST_DIR:-build/release/tests}" && pwd)
+tmp=$(mktemp -d /tmp/podium-test.XXXXXX)
+chmod 755 "$tmp"
+port=$(( 20000 + $$ % 20000 ))
+
+cleanup() {
+    pg_stop "$tmp/pg" >/dev/null 2>&1
+    # Anything a failed test left behind that still runs from our binaries.
+    pkill -TERM -f "^$bin_dir/podium-" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export PG_EXTRA_OPTS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+if ! pg_setup "$tmp/pg" "$port" >"$tmp/pg-setup.log" 2>&1; then
+    cat "$tmp/pg-setup.log"
+    echo "tests: could not start PostgreSQL"
+    exit 1
+fi
+bindir=$(pg_bindir)
+export PODIUM_TEST_PG="host=$tmp/pg/run port=$port dbname=postgres user=podium"
+if [ "$(id -u)" -eq 0 ]; then as="runuser -u podium --"; else as=""; fi
+export PODIUM_TEST_PGCTL="$as $bindir/pg_ctl -D $tmp/pg/data -l $tmp/pg/postgresql.log -w -t 60 -o '-p $port -k $tmp/pg/run -c listen_addresses= $PG_EXTRA_OPTS' -m fast"
+export PODIUM_BIN_DIR="$bin_dir"
+export PODIUM_TEST_TMP="$tmp/scratch"
+mkdir -p "$PODIUM_TEST_TMP"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+
+passed=0 failed=0 programs_failed=""
+for t in "$test_dir"/unit/test_* "$test_dir"/integration/test_*; do
+    [ -x "$t" ] || continue
+    case "$t" in *.d|*.o) continue;; esac
+    name=${t#"$test_dir"/}
+    if [ -n "${PODIUM_TEST_FILTER:-}" ]; then
+        case "$name" in *"$PODIUM_TEST_FILTER"*) ;; *) continue;; esac
+    fi
+    log="$tmp/$(echo "$name" | tr / _).log"
+    start=$(date +%s)
+    timeout -k 10 600 "$t" >"$log" 2>&1
+    rc=$?
+    secs=$(( $(date +%s) - start ))
+    ok=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" | tail -1)
+    bad=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$log" | tail -1)
+    ok=${ok:-0} bad=${bad:-0}
+    if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi   # crashed or killed
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+    if [ "$rc" -eq 0 ] && [ "$bad" -eq 0 ]; then
+        printf 'PASS  %-40s %3d tests  %3ds\n' "$name" "$ok" "$secs"
+    else
+        printf 'FAIL  %-40s %3d passed, %d failed (exit %d)  %3ds\n' "$name" "$ok" "$bad" "$rc" "$secs"
+        sed 's/^/      | /' "$log" | tail -80
+        programs_failed="$programs_failed $name"
+    fi
+done
+
+echo
+[ -n "$programs_failed" ] && echo "failing programs:$programs_failed"
+echo "tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
