@@ -459,7 +459,11 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (f != NULL) {
         cJSON_AddStringToObject(f, "request_id", r->request_id);
         cJSON_AddStringToObject(f, "method", r->method);
-        cJSON_AddStringToObject(f, "path", r->path);
+        /* Paths are bounded in the log: a hostile 4 KiB URL is not worth
+         * 4 KiB of every log reader's attention. */
+        char path[513];
+        snprintf(path, sizeof path, "%s", r->path);
+        cJSON_AddStringToObject(f, "path", path);
         cJSON_AddNumberToObject(f, "status", r->status);
         cJSON_AddNumberToObject(f, "bytes", (double)r->resp_bytes);
         cJSON_AddNumberToObject(f, "duration_ms", (double)(now_ns() - r->start_ns) / 1e6);
