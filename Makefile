@@ -63,8 +63,11 @@ TEST_SUPPORT_OBJ := $(call objs,$(wildcard tests/support/*.c))
 TESTS    := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
+JOBS := $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps run test check-tests clean fmt
+.PHONY: all deps run test check-tests clean
+# Keep objects that only tests link (make would delete them as intermediates).
+.SECONDARY:
 all: $(PROGRAMS)
 
 # --- libraries and programs --------------------------------------------------
@@ -117,11 +120,11 @@ deps:
 	@sh scripts/deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory check-tests
+	@$(MAKE) --no-print-directory -j$(JOBS) check-tests
 	@PODIUM_BIN_DIR=$(BIN) PODIUM_TEST_DIR=$(B)/tests sh tests/run.sh
 
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(JOBS) all
 	@sh scripts/run.sh
 
 clean:

@@ -102,6 +102,7 @@ static void sigterm_finishes_in_flight_requests(void **state)
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
     srv.pid = 0;
+    assert_false(th_log_has_sanitizer_report(srv.log_path));
     PQfinish(c);
     th_db_drop(&db);
 }

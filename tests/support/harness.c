@@ -151,6 +151,21 @@ int th_server_start(struct th_server *s, const struct th_db *db, const char *con
     return -1;
 }
 
+/* 1 if the server's log holds a sanitizer report. Under SAN=1 a report
+ * must fail the test even when the server itself exits 0. */
+int th_log_has_sanitizer_report(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) return 0;
+    char line[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, "Sanitizer") != NULL || strstr(line, "runtime error:") != NULL;
+    fclose(f);
+    if (found) fprintf(stderr, "harness: sanitizer report in %s\n", path);
+    return found;
+}
+
 int th_server_stop(struct th_server *s)
 {
     if (s->pid <= 0) return -1;
@@ -160,6 +175,7 @@ int th_server_stop(struct th_server *s)
         pid_t w = waitpid(s->pid, &status, WNOHANG);
         if (w == s->pid) {
             s->pid = 0;
+            if (th_log_has_sanitizer_report(s->log_path)) return -2;
             return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         }
         sleep_ms(50);

@@ -39,8 +39,8 @@ struct th_server {
 /* Start bin/podium-server on db with extra "--flag=value" arguments
  * (NULL-terminated, may be NULL) and wait for /healthz. 0 or -1. */
 int th_server_start(struct th_server *s, const struct th_db *db, const char *const *extra);
-/* SIGTERM and wait; returns the exit status (or -1 on timeout: then it was
- * SIGKILLed). */
+/* SIGTERM and wait; returns the exit status, -1 on timeout (then it was
+ * SIGKILLed), -2 when its log holds an AddressSanitizer/UBSan report. */
 int th_server_stop(struct th_server *s);
 
 struct th_resp {
@@ -68,6 +68,9 @@ void th_resp_free(struct th_resp *r);
 cJSON *th_json(const struct th_resp *r);
 /* A string member of the body's JSON ("a.b" walks objects); static copy. */
 const char *th_json_str(const struct th_resp *r, const char *path);
+
+/* 1 if the log file holds an AddressSanitizer/UBSan report. */
+int th_log_has_sanitizer_report(const char *path);
 
 /* Run PODIUM_TEST_PGCTL with "stop" or "start". 0 or -1. */
 int th_pg_ctl(const char *action);
