@@ -36,7 +36,9 @@ stop_all() {
     fi
     exit 0
 }
-trap stop_all INT TERM EXIT
+stopping=""
+trap stop_all EXIT
+trap 'stopping=1' INT TERM
 
 "$bin/podium-server" --migrate --bootstrap-key-file "$data/api-key"
 
@@ -67,10 +69,11 @@ else
 fi
 echo "podium: Ctrl-C stops everything"
 
-# Wait until either program exits (or a signal arrives), then stop the rest.
-while kill -0 "$server_pid" 2>/dev/null && kill -0 "$scheduler_pid" 2>/dev/null; do
+# Wait until a signal arrives or either program exits, then stop the rest.
+while [ -z "$stopping" ] && kill -0 "$server_pid" 2>/dev/null &&
+      kill -0 "$scheduler_pid" 2>/dev/null; do
     sleep 1 &
     wait $! 2>/dev/null || true
 done
-echo "podium: a program exited; see the logs in $data" >&2
+[ -z "$stopping" ] && echo "podium: a program exited; see the logs in $data" >&2
 stop_all

@@ -75,6 +75,10 @@ int main(int argc, char **argv)
     }
     log_init("podium-server", (enum log_level)log_level_parse(srv.cfg.log_level));
 
+    /* A parent may have left these ignored (a shell does for background
+     * jobs); an ignored signal never reaches sigwait. */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
     sigset_t stop;
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);

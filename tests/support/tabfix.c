@@ -229,6 +229,12 @@ int tabfix_cv_score(const struct pd_family *fam, const char *params_json,
             tabfix_scale(trx, ntr, t->d, mean, sd);
             tabfix_scale(tex, nte, t->d, mean, sd);
         }
+        if (!trx || !tex) {
+            free(trx); free(try_); free(tex); free(tey);
+            rc = PD_ENOMEM;
+            snprintf(err, errlen, "tabfix_cv_score: out of memory");
+            break;
+        }
         struct pd_data tr = {ntr, t->d, trx, try_, NULL, NULL};
         struct pd_fit_opts opts = {1, seed, NULL, NULL, NULL};
         void *model = NULL;
