@@ -1,0 +1,338 @@
+/*
+ * image.c - decode one PNG (libpng, classic API) or JPEG (libjpeg) from
+ * memory to check it; see image.h for what is checked and reported.
+ *
+ * Both libraries report fatal errors through a callback that must not
+ * return; ours copy the message and longjmp back to the setjmp in
+ * probe_png/probe_jpeg, which then release everything they allocated.
+ * Everything those functions change after setjmp lives in a struct reached
+ * through a pointer (or is volatile), so a longjmp cannot clobber it.
+ * Only one decoded row is held at a time.
+ */
+#include "lib/image.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <png.h>
+
+/* A progressive JPEG can hold any number of scans, each of which makes
+ * libjpeg redo work; real files have a dozen or so. */
+#define IMAGE_JPEG_MAX_SCANS 500
+
+static const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a};
+
+int image_sniff(const void *buf, size_t len)
+{
+    const unsigned char *p = buf;
+    if (!p)
+        return IMAGE_UNKNOWN;
+    if (len >= 8 && memcmp(p, png_magic, 8) == 0)
+        return IMAGE_PNG;
+    if (len >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff)
+        return IMAGE_JPEG;
+    return IMAGE_UNKNOWN;
+}
+
+const char *image_format_name(int format)
+{
+    switch (format) {
+    case IMAGE_PNG: return "png";
+    case IMAGE_JPEG: return "jpeg";
+    default: return "unknown";
+    }
+}
+
+/* State shared between a probe and its callbacks. */
+struct probe {
+    const unsigned char *data;
+    size_t len, off;
+    uint64_t max_pixels;
+    uint32_t max_side;
+    uint64_t max_decoder_bytes;
+    struct image_info *info;
+    char *msg;
+    size_t msg_size;
+    int status;               /* set with the message */
+    unsigned char *row;       /* one decoded row */
+    jmp_buf jb;
+};
+
+static void probe_fail(struct probe *p, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void probe_fail(struct probe *p, int status, const char *fmt, ...)
+{
+    if (p->status != 0)
+        return;               /* keep the first message */
+    p->status = status;
+    if (p->msg && p->msg_size) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->msg, p->msg_size, fmt, ap);
+        va_end(ap);
+    }
+}
+
+static int check_dims(struct probe *p, uint64_t w, uint64_t h)
+{
+    if (w == 0 || h == 0) {
+        probe_fail(p, IMAGE_ECORRUPT, "image has zero width or height");
+        return -1;
+    }
+    if (w > p->max_side || h > p->max_side || w * h > p->max_pixels) {
+        probe_fail(p, IMAGE_ETOOBIG, "image is %llux%llu, over the limit (%llu pixels, side %u)",
+                   (unsigned long long)w, (unsigned long long)h,
+                   (unsigned long long)p->max_pixels, (unsigned)p->max_side);
+        return -1;
+    }
+    return 0;
+}
+
+/* --- PNG ------------------------------------------------------------------ */
+
+static void png_on_error(png_structp png, png_const_charp text)
+{
+    struct probe *p = png_get_error_ptr(png);
+    probe_fail(p, IMAGE_ECORRUPT, "png: %s", text ? text : "error");
+    longjmp(p->jb, 1);        /* to probe_png's setjmp; libpng's own is unused */
+}
+
+static void png_on_warning(png_structp png, png_const_charp text)
+{
+    (void)png;
+    (void)text;               /* benign: ancillary chunk problems and the like */
+}
+
+static void png_on_read(png_structp png, png_bytep out, size_t n)
+{
+    struct probe *p = png_get_io_ptr(png);
+    if (n > p->len - p->off)
+        png_error(png, "file is truncated");
+    memcpy(out, p->data + p->off, n);
+    p->off += n;
+}
+
+static int probe_png(struct probe *p)
+{
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, p, png_on_error,
+                                             png_on_warning);
+    if (!png) {
+        probe_fail(p, IMAGE_ENOMEM, "out of memory");
+        return p->status;
+    }
+    png_infop info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        probe_fail(p, IMAGE_ENOMEM, "out of memory");
+        return p->status;
+    }
+    if (setjmp(p->jb)) {
+        /* status and message were set by png_on_error or below */
+        goto done;
+    }
+    png_set_read_fn(png, p, png_on_read);
+    png_set_user_limits(png, p->max_side, p->max_side);
+    png_set_chunk_cache_max(png, 1000);
+    png_set_chunk_malloc_max(png, 8u << 20);
+
+    png_read_info(png, info);
+    png_uint_32 w = png_get_image_width(png, info);
+    png_uint_32 h = png_get_image_height(png, info);
+    int color = png_get_color_type(png, info);
+    int depth = png_get_bit_depth(png, info);
+    p->info->width = w;
+    p->info->height = h;
+    p->info->bit_depth = depth;
+    switch (color) {
+    case PNG_COLOR_TYPE_GRAY: p->info->channels = 1; break;
+    case PNG_COLOR_TYPE_GRAY_ALPHA: p->info->channels = 2; break;
+    case PNG_COLOR_TYPE_RGB: p->info->channels = 3; break;
+    case PNG_COLOR_TYPE_RGB_ALPHA: p->info->channels = 4; break;
+    case PNG_COLOR_TYPE_PALETTE:
+        p->info->channels = png_get_valid(png, info, PNG_INFO_tRNS) ? 4 : 3;
+        break;
+    default:
+        probe_fail(p, IMAGE_ECORRUPT, "png: unknown colour type %d", color);
+        goto done;
+    }
+    if (check_dims(p, w, h) != 0)
+        goto done;
+
+    int passes = png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    size_t rowbytes = png_get_rowbytes(png, info);
+    if (rowbytes == 0) {
+        probe_fail(p, IMAGE_ECORRUPT, "png: bad row size");
+        goto done;
+    }
+    p->row = malloc(rowbytes);
+    if (!p->row) {
+        probe_fail(p, IMAGE_ENOMEM, "out of memory for a %zu byte row", rowbytes);
+        goto done;
+    }
+    /* Interlaced images are read pass by pass into the same row: we only
+     * want every byte of the image data decoded, not the picture. */
+    for (int pass = 0; pass < passes; pass++)
+        for (png_uint_32 y = 0; y < h; y++)
+            png_read_row(png, p->row, NULL);
+    png_read_end(png, NULL);   /* the rest of the IDAT data, CRCs and IEND */
+
+done:
+    png_destroy_read_struct(&png, &info, NULL);
+    free(p->row);
+    p->row = NULL;
+    return p->status;
+}
+
+/* --- JPEG ----------------------------------------------------------------- */
+
+struct jpeg_probe_err {
+    struct jpeg_error_mgr pub;    /* first, so that cinfo->err casts to this */
+    struct probe *p;
+};
+
+static void jpeg_on_error_exit(j_common_ptr cinfo)
+{
+    struct jpeg_probe_err *e = (struct jpeg_probe_err *)cinfo->err;
+    char text[JMSG_LENGTH_MAX];
+    (*cinfo->err->format_message)(cinfo, text);
+    probe_fail(e->p, IMAGE_ECORRUPT, "jpeg: %s", text);
+    longjmp(e->p->jb, 1);
+}
+
+static void jpeg_on_emit_message(j_common_ptr cinfo, int level)
+{
+    struct jpeg_probe_err *e = (struct jpeg_probe_err *)cinfo->err;
+    if (level >= 0)
+        return;               /* trace messages */
+    /* A warning: libjpeg found corrupt data and goes on with grey pixels.
+     * Remember the first; image_probe fails the image at the end. */
+    if (cinfo->err->num_warnings++ == 0) {
+        char text[JMSG_LENGTH_MAX];
+        (*cinfo->err->format_message)(cinfo, text);
+        probe_fail(e->p, IMAGE_ECORRUPT, "jpeg: %s", text);
+    }
+}
+
+static void jpeg_on_output_message(j_common_ptr cinfo)
+{
+    (void)cinfo;              /* never print */
+}
+
+static void jpeg_on_progress(j_common_ptr cinfo)
+{
+    if (cinfo->is_decompressor) {
+        j_decompress_ptr d = (j_decompress_ptr)cinfo;
+        if (d->input_scan_number > IMAGE_JPEG_MAX_SCANS) {
+            struct jpeg_probe_err *e = (struct jpeg_probe_err *)cinfo->err;
+            probe_fail(e->p, IMAGE_ECORRUPT, "jpeg: more than %d scans",
+                       IMAGE_JPEG_MAX_SCANS);
+            longjmp(e->p->jb, 1);
+        }
+    }
+}
+
+/* Both structs live in the caller's frame, so longjmp leaves them intact. */
+struct jpeg_probe_ctx {
+    struct jpeg_decompress_struct cinfo;
+    struct jpeg_probe_err err;
+    struct jpeg_progress_mgr progress;
+};
+
+static int probe_jpeg(struct probe *p, struct jpeg_probe_ctx *c)
+{
+    struct jpeg_decompress_struct *cinfo = &c->cinfo;
+    cinfo->err = jpeg_std_error(&c->err.pub);
+    c->err.pub.error_exit = jpeg_on_error_exit;
+    c->err.pub.emit_message = jpeg_on_emit_message;
+    c->err.pub.output_message = jpeg_on_output_message;
+    c->err.p = p;
+    if (setjmp(p->jb))
+        goto done;
+    jpeg_create_decompress(cinfo);
+    cinfo->mem->max_memory_to_use = (long)p->max_decoder_bytes;
+    c->progress.progress_monitor = jpeg_on_progress;
+    cinfo->progress = &c->progress;
+    jpeg_mem_src(cinfo, p->data, (unsigned long)p->len);
+    if (jpeg_read_header(cinfo, TRUE) != JPEG_HEADER_OK) {
+        probe_fail(p, IMAGE_ECORRUPT, "jpeg: no image in the file (tables only)");
+        goto done;
+    }
+    p->info->width = cinfo->image_width;
+    p->info->height = cinfo->image_height;
+    p->info->bit_depth = cinfo->data_precision;
+    if (check_dims(p, cinfo->image_width, cinfo->image_height) != 0)
+        goto done;
+    jpeg_start_decompress(cinfo);
+    p->info->channels = cinfo->output_components;
+    if (cinfo->output_components < 1 || cinfo->output_components > 4) {
+        probe_fail(p, IMAGE_ECORRUPT, "jpeg: %d components", cinfo->output_components);
+        goto done;
+    }
+    size_t rowbytes = (size_t)cinfo->output_width * (size_t)cinfo->output_components;
+    p->row = malloc(rowbytes);
+    if (!p->row) {
+        probe_fail(p, IMAGE_ENOMEM, "out of memory for a %zu byte row", rowbytes);
+        goto done;
+    }
+    while (cinfo->output_scanline < cinfo->output_height) {
+        JSAMPROW rows[1] = {p->row};
+        if (jpeg_read_scanlines(cinfo, rows, 1) != 1) {
+            probe_fail(p, IMAGE_ECORRUPT, "jpeg: decoder stopped early");
+            goto done;
+        }
+    }
+    jpeg_finish_decompress(cinfo);
+
+done:
+    /* jpeg_destroy is safe on a struct that jpeg_create_decompress never
+     * reached only if mem is NULL: it checks that. */
+    jpeg_destroy_decompress(cinfo);
+    free(p->row);
+    p->row = NULL;
+    return p->status;
+}
+
+int image_probe(const void *buf, size_t len, const struct image_limits *lim,
+                struct image_info *info, char *msg, size_t msg_size)
+{
+    struct image_info dummy;
+    if (!info)
+        info = &dummy;
+    memset(info, 0, sizeof *info);
+    if (msg && msg_size)
+        msg[0] = '\0';
+
+    struct probe p;
+    memset(&p, 0, sizeof p);
+    p.data = buf;
+    p.len = buf ? len : 0;
+    p.info = info;
+    p.msg = msg;
+    p.msg_size = msg_size;
+    p.max_pixels = lim && lim->max_pixels ? lim->max_pixels : IMAGE_DEFAULT_MAX_PIXELS;
+    p.max_side = lim && lim->max_side ? lim->max_side : IMAGE_DEFAULT_MAX_SIDE;
+    p.max_decoder_bytes = lim && lim->max_decoder_bytes ? lim->max_decoder_bytes
+                                                        : IMAGE_DEFAULT_MAX_DECODER_BYTES;
+    if (p.max_decoder_bytes > (uint64_t)(long)(~0ul >> 1))
+        p.max_decoder_bytes = (uint64_t)(~0ul >> 1);
+
+    info->format = image_sniff(p.data, p.len);
+    switch (info->format) {
+    case IMAGE_PNG:
+        return probe_png(&p);
+    case IMAGE_JPEG: {
+        struct jpeg_probe_ctx c;
+        memset(&c, 0, sizeof c);
+        return probe_jpeg(&p, &c);
+    }
+    default:
+        probe_fail(&p, IMAGE_EFORMAT, "not a PNG or JPEG file");
+        return p.status;
+    }
+}
