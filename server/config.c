@@ -19,7 +19,7 @@ struct setting {
 
 enum {
     S_BIND, S_PORT, S_DATABASE_URL, S_THREADS, S_DB_POOL, S_MAX_BODY,
-    S_MAX_HEADER, S_REQUEST_TIMEOUT, S_SHUTDOWN_GRACE, S_BOOTSTRAP_KEY_FILE,
+    S_MAX_HEADER, S_MAX_UPLOAD, S_REQUEST_TIMEOUT, S_SHUTDOWN_GRACE, S_BOOTSTRAP_KEY_FILE,
     S_LOG_LEVEL, S_MIGRATE, S_ROUTES, S_HELP, S_VERSION, S_COUNT
 };
 
@@ -31,6 +31,7 @@ static const struct setting settings[S_COUNT] = {
     [S_DB_POOL] = {"db-pool", "PODIUM_DB_POOL", "N", "database connections (default: threads)"},
     [S_MAX_BODY] = {"max-body-bytes", "PODIUM_MAX_BODY_BYTES", "N", "largest JSON request body (default 1048576)"},
     [S_MAX_HEADER] = {"max-header-bytes", "PODIUM_MAX_HEADER_BYTES", "N", "largest request line + headers (default 16384)"},
+    [S_MAX_UPLOAD] = {"max-upload-bytes", "PODIUM_MAX_UPLOAD_BYTES", "N", "largest data set upload (default 2147483648)"},
     [S_REQUEST_TIMEOUT] = {"request-timeout", "PODIUM_REQUEST_TIMEOUT", "SECONDS", "idle connection timeout (default 60)"},
     [S_SHUTDOWN_GRACE] = {"shutdown-grace", "PODIUM_SHUTDOWN_GRACE", "SECONDS", "on SIGTERM, how long in-flight requests may finish (default 10)"},
     [S_BOOTSTRAP_KEY_FILE] = {"bootstrap-key-file", "PODIUM_BOOTSTRAP_KEY_FILE", "PATH", "on an empty database, write the first admin key here (mode 0600)"},
@@ -85,6 +86,10 @@ static int apply(struct server_config *cfg, int which, const char *value,
         if (parse_int(value, 1024, 1 << 20, &v) < 0) break;
         cfg->max_header_bytes = (size_t)v;
         return 0;
+    case S_MAX_UPLOAD:
+        if (parse_int(value, 1024, LONG_MAX, &v) < 0) break;
+        cfg->max_upload_bytes = (uint64_t)v;
+        return 0;
     case S_REQUEST_TIMEOUT:
         if (parse_int(value, 1, 86400, &v) < 0) break;
         cfg->request_timeout_s = (int)v;
@@ -111,6 +116,7 @@ int config_load(struct server_config *cfg, int argc, char **argv,
     cfg->threads = 8;
     cfg->max_body_bytes = 1 << 20;
     cfg->max_header_bytes = 16 << 10;
+    cfg->max_upload_bytes = (uint64_t)2 << 30;
     cfg->request_timeout_s = 60;
     cfg->shutdown_grace_s = 10;
     cfg->log_level = "info";

@@ -9,6 +9,7 @@
 #define PODIUM_SERVER_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct server_config {
@@ -19,6 +20,7 @@ struct server_config {
     int db_pool;                   /* PODIUM_DB_POOL, --db-pool */
     size_t max_body_bytes;         /* PODIUM_MAX_BODY_BYTES, --max-body-bytes */
     size_t max_header_bytes;       /* PODIUM_MAX_HEADER_BYTES, --max-header-bytes */
+    uint64_t max_upload_bytes;     /* PODIUM_MAX_UPLOAD_BYTES, --max-upload-bytes */
     int request_timeout_s;         /* PODIUM_REQUEST_TIMEOUT, --request-timeout */
     int shutdown_grace_s;          /* PODIUM_SHUTDOWN_GRACE, --shutdown-grace */
     const char *bootstrap_key_file;/* PODIUM_BOOTSTRAP_KEY_FILE, --bootstrap-key-file */

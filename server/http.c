@@ -58,9 +58,31 @@ static void set_request_id(struct http_req *r)
 
 /* --- responses ------------------------------------------------------------ */
 
+/* Add the headers every response carries and queue it. */
+static int send_response(struct http_req *r, unsigned status, struct MHD_Response *resp,
+                         size_t len, const char *content_type, const char *location)
+{
+    if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    if (MHD_get_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL) == NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (location) MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    if (status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"podium\"");
+    if (status == 405 && r->allow[0])
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    if (ret == MHD_YES) {
+        r->responded = 1;
+        r->status = status;
+        r->resp_bytes = len;
+    }
+    return ret;
+}
+
 static int queue(struct http_req *r, unsigned status, const char *content_type,
-                 char *body, size_t len, const char *location,
-                 int www_authenticate)
+                 char *body, size_t len, const char *location)
 {
     if (r->responded) {
         free(body);
@@ -73,20 +95,30 @@ static int queue(struct http_req *r, unsigned status, const char *content_type,
         free(body);
         return MHD_NO;
     }
-    if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    if (location) MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
-    if (www_authenticate)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"podium\"");
-    if (status == 405 && r->allow[0])
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
-    enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
-    MHD_destroy_response(resp);
-    r->responded = 1;
-    r->status = status;
-    r->resp_bytes = len;
-    return ret;
+    return send_response(r, status, resp, len, content_type, location);
+}
+
+int http_respond_callback(struct http_req *r, unsigned status, uint64_t size,
+                          const char *content_type, const char *const *headers,
+                          MHD_ContentReaderCallback read, void *ctx,
+                          MHD_ContentReaderFreeCallback done)
+{
+    struct MHD_Response *resp = MHD_create_response_from_callback(size, 256 * 1024, read, ctx, done);
+    if (resp == NULL) {
+        done(ctx);
+        return MHD_NO;
+    }
+    for (int i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+        MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    return send_response(r, status, resp, (size_t)size, content_type, NULL);
+}
+
+int http_respond_not_modified(struct http_req *r, const char *etag)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    return send_response(r, 304, resp, 0, NULL, NULL);
 }
 
 static int respond_json(struct http_req *r, unsigned status, cJSON *body,
@@ -100,8 +132,7 @@ static int respond_json(struct http_req *r, unsigned status, cJSON *body,
         if (text == NULL) return MHD_NO;
         len = strlen(text);
     }
-    return queue(r, status, body ? content_type : NULL, text, len, location,
-                 status == 401);
+    return queue(r, status, body ? content_type : NULL, text, len, location);
 }
 
 int http_respond_json(struct http_req *r, unsigned status, cJSON *body)
@@ -146,6 +177,21 @@ int http_problem(struct http_req *r, unsigned status, const char *slug,
     cJSON *p = problem_new(r, status, slug, title, detail);
     if (p == NULL) return MHD_NO;
     if (field) cJSON_AddStringToObject(p, "field", field);
+    return respond_json(r, status, p, "application/problem+json", NULL);
+}
+
+int http_problem_at(struct http_req *r, unsigned status, const char *slug, const char *title,
+                    uint64_t line, uint64_t column, const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    cJSON *p = problem_new(r, status, slug, title, detail);
+    if (p == NULL) return MHD_NO;
+    if (line > 0) cJSON_AddNumberToObject(p, "line", (double)line);
+    if (column > 0) cJSON_AddNumberToObject(p, "column", (double)column);
     return respond_json(r, status, p, "application/problem+json", NULL);
 }
 
@@ -343,17 +389,38 @@ static int early_checks(struct http_req *r, const char *url, enum MHD_Result *re
         return 1;
     }
 
+    uint64_t limit = r->route->stream ? cfg->max_upload_bytes : cfg->max_body_bytes;
     const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL) {
         errno = 0;
         char *end;
         unsigned long long n = strtoull(cl, &end, 10);
-        if (errno == 0 && end != cl && n > cfg->max_body_bytes) {
+        if (errno == 0 && end != cl && n > limit) {
             *ret = http_problem(r, 413, "body-too-large", "Request body too large", NULL,
-                                "the body is %llu bytes; the limit is %zu", n,
-                                cfg->max_body_bytes);
+                                "the body is %llu bytes; the limit is %llu", n,
+                                (unsigned long long)limit);
             return 1;
         }
+    }
+
+    /* The key is checked before any body is read: an upload without a
+     * valid key costs one header parse. */
+    int result;
+    if (auth_check(r, &result) < 0) {
+        *ret = result;
+        return 1;
+    }
+    if (r->route->stream) {
+        r->stream_begun = 1;
+        if (r->route->stream->begin(r) < 0) {
+            *ret = MHD_YES;
+            return 1;
+        }
+    } else if (r->has_db) {
+        /* Do not hold a pooled connection while a slow client sends its
+         * body; the handler takes one again when it needs it. */
+        pool_release(&r->db);
+        r->has_db = 0;
     }
     return 0;
 }
@@ -381,12 +448,11 @@ static int append_body(struct http_req *r, const char *data, size_t n)
 
 static int dispatch(struct http_req *r)
 {
+    if (r->route->stream) return r->route->stream->end(r);
     if (r->body_overflow)
         return http_problem(r, 413, "body-too-large", "Request body too large", NULL,
                             "the body exceeds the limit of %zu bytes",
                             r->srv->cfg.max_body_bytes);
-    int result;
-    if (auth_check(r, &result) < 0) return result;
     return r->route->handler(r);
 }
 
@@ -415,17 +481,20 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
         if (early_checks(r, url, &ret)) return ret;
         return MHD_YES;
     }
-    if (r->responded) {          /* answered early: drop whatever comes */
+    if (r->responded && !r->stream_begun) { /* answered early: drop the rest */
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (append_body(r, upload_data, *upload_data_size) < 0) return MHD_NO;
+        size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (r->route->stream)
+            return r->route->stream->chunk(r, upload_data, n) < -1 ? MHD_NO : MHD_YES;
+        if (append_body(r, upload_data, n) < 0) return MHD_NO;
         return MHD_YES;
     }
     int ret = dispatch(r);
-    if (r->has_db) {
+    if (r->has_db && !r->route->stream) {
         pool_release(&r->db);
         r->has_db = 0;
     }
@@ -451,6 +520,7 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     struct http_req *r = *con_cls;
     if (r == NULL) return;
     *con_cls = NULL;
+    if (r->stream_begun) r->route->stream->cleanup(r);
     if (r->has_db) pool_release(&r->db);
 
     char addr[64];

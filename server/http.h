@@ -2,10 +2,10 @@
  * http.h - one HTTP request's life in the server, on top of libmicrohttpd.
  *
  * libmicrohttpd calls http_on_request several times per request (headers,
- * body chunks, end); this module turns that into: match the route, collect a
- * bounded body, check the API key, call the route's handler once with a
- * complete struct http_req, write one JSON access-log line when the response
- * has gone out. Handlers answer through the http_respond_* and http_problem*
+ * body chunks, end); this module turns that into: match the route, check the
+ * API key, collect a bounded body (or hand each chunk to a streaming route
+ * as it arrives), call the route's handler once with a complete struct
+ * http_req, write one JSON access-log line when the response has gone out. Handlers answer through the http_respond_* and http_problem*
  * functions below; each queues exactly one response.
  *
  * Every response carries X-Request-Id; every error is
@@ -61,6 +61,9 @@ struct http_req {
     struct pool_conn db;
     int has_db;
 
+    void *stream_ctx;       /* owned by the route's stream callbacks */
+    int stream_begun;
+
     unsigned status;
     size_t resp_bytes;
     int responded;
@@ -81,12 +84,27 @@ int http_respond_json(struct http_req *r, unsigned status, cJSON *body);
 /* The same with a Location header. */
 int http_respond_created(struct http_req *r, cJSON *body, const char *location);
 int http_respond_empty(struct http_req *r, unsigned status);
+/* A body produced by read (libmicrohttpd's content reader) as the client
+ * takes it; done(ctx) is called exactly once, when the response is over or
+ * could not be queued. headers: name, value pairs, NULL-terminated. */
+int http_respond_callback(struct http_req *r, unsigned status, uint64_t size,
+                          const char *content_type, const char *const *headers,
+                          MHD_ContentReaderCallback read, void *ctx,
+                          MHD_ContentReaderFreeCallback done);
+/* 304 with the ETag. */
+int http_respond_not_modified(struct http_req *r, const char *etag);
 
 /* A problem+json response. slug names the problem type (/problems/<slug>);
  * field (may be NULL) is the request member or parameter at fault. */
 int http_problem(struct http_req *r, unsigned status, const char *slug,
                  const char *title, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
+
+/* A problem located in the body: "line" and "column" members (omitted
+ * when 0), for content such as CSV. */
+int http_problem_at(struct http_req *r, unsigned status, const char *slug, const char *title,
+                    uint64_t line, uint64_t column, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
 
 /* A 422 listing every invalid field: errors is an array of
  * {"field": ..., "detail": ...} objects, taken over. */

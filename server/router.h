@@ -25,12 +25,29 @@ enum route_auth {
 /* A handler queues exactly one response on r and returns its MHD result. */
 typedef int (*route_handler)(struct http_req *r);
 
+/* A route that consumes its body as it arrives instead of collecting it
+ * (uploads). The request's key is checked before begin; the body limit is
+ * the server's upload limit, not the JSON one. */
+struct route_stream {
+    /* Before the first body byte. 0 to go on; -1 after queueing an answer. */
+    int (*begin)(struct http_req *r);
+    /* One chunk of the body. 0 to go on; -1 when refused (the rest of the
+     * body is dropped and end still answers); -2 to hang up at once. */
+    int (*chunk)(struct http_req *r, const char *data, size_t len);
+    /* The body is complete: queue the answer. */
+    int (*end)(struct http_req *r);
+    /* The request is over, answered or not (the client may have gone):
+     * release what begin set up. Always called once begin was. */
+    void (*cleanup)(struct http_req *r);
+};
+
 struct route {
     const char *method;
     const char *pattern;   /* "/v1/teams/{team_id}/keys" */
     enum route_auth auth;
-    route_handler handler;
+    route_handler handler; /* NULL for stream routes */
     const char *summary;   /* one line, for --routes */
+    const struct route_stream *stream; /* NULL: the body is collected */
 };
 
 struct route_params {

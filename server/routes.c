@@ -5,19 +5,32 @@
  */
 #include "server/router.h"
 
+#include "server/datasets.h"
 #include "server/health.h"
 #include "server/teams.h"
 
+/* A route whose body is collected (JSON), and one that streams it. */
+#define ROUTE(method, pattern, auth, handler, summary) \
+    {method, pattern, auth, handler, summary, NULL}
+#define STREAM(method, pattern, auth, stream, summary) \
+    {method, pattern, auth, NULL, summary, &stream}
+
 const struct route server_routes[] = {
-    {"GET", "/healthz", ROUTE_PUBLIC, health_live, "the process is alive"},
-    {"GET", "/readyz", ROUTE_PUBLIC, health_ready, "the database is reachable"},
-    {"GET", "/v1/me", ROUTE_MEMBER, teams_me, "the calling key and its team"},
-    {"POST", "/v1/teams", ROUTE_ADMIN, teams_create, "create a team and its first admin key"},
-    {"GET", "/v1/teams/{team_id}", ROUTE_MEMBER, teams_get, "the caller's team"},
-    {"GET", "/v1/teams/{team_id}/keys", ROUTE_ADMIN, keys_list, "the team's API keys"},
-    {"POST", "/v1/teams/{team_id}/keys", ROUTE_ADMIN, keys_create, "create an API key"},
-    {"GET", "/v1/keys/{key_id}", ROUTE_ADMIN, keys_get, "one API key (never its secret)"},
-    {"DELETE", "/v1/keys/{key_id}", ROUTE_ADMIN, keys_revoke, "revoke an API key"},
+    ROUTE("GET", "/healthz", ROUTE_PUBLIC, health_live, "the process is alive"),
+    ROUTE("GET", "/readyz", ROUTE_PUBLIC, health_ready, "the database is reachable"),
+    ROUTE("GET", "/v1/me", ROUTE_MEMBER, teams_me, "the calling key and its team"),
+    ROUTE("POST", "/v1/teams", ROUTE_ADMIN, teams_create, "create a team and its first admin key"),
+    ROUTE("GET", "/v1/teams/{team_id}", ROUTE_MEMBER, teams_get, "the caller's team"),
+    ROUTE("GET", "/v1/teams/{team_id}/keys", ROUTE_ADMIN, keys_list, "the team's API keys"),
+    ROUTE("POST", "/v1/teams/{team_id}/keys", ROUTE_ADMIN, keys_create, "create an API key"),
+    ROUTE("GET", "/v1/keys/{key_id}", ROUTE_ADMIN, keys_get, "one API key (never its secret)"),
+    ROUTE("DELETE", "/v1/keys/{key_id}", ROUTE_ADMIN, keys_revoke, "revoke an API key"),
+    STREAM("POST", "/v1/datasets", ROUTE_MEMBER, datasets_upload, "upload a CSV or an image archive"),
+    ROUTE("GET", "/v1/datasets", ROUTE_MEMBER, datasets_list, "the team's data sets, newest first"),
+    ROUTE("GET", "/v1/datasets/{dataset_id}", ROUTE_MEMBER, datasets_get, "a data set and its profile"),
+    ROUTE("DELETE", "/v1/datasets/{dataset_id}", ROUTE_MEMBER, datasets_delete, "delete a data set"),
+    ROUTE("GET", "/v1/datasets/{dataset_id}/content", ROUTE_MEMBER, datasets_content, "the uploaded bytes"),
+    ROUTE("GET", "/v1/datasets/{dataset_id}/preview", ROUTE_MEMBER, datasets_preview, "the first rows, or classes and file names"),
 };
 
 const size_t server_routes_count = sizeof server_routes / sizeof server_routes[0];

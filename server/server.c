@@ -57,13 +57,13 @@ int server_start(struct server *s, char *err, size_t errlen)
      * answer) is the one that triggers. */
     size_t mem = s->cfg.max_header_bytes * 2 + 64 * 1024;
     s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, http_on_request, s,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                               MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                               MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.threads,
                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.request_timeout_s,
                               MHD_OPTION_NOTIFY_COMPLETED, http_on_completed, s,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                               MHD_OPTION_END);
     freeaddrinfo(ai);
     if (s->mhd == NULL) {

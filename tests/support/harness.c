@@ -247,7 +247,7 @@ int th_http_headers(const struct th_server *s, const char *method, const char *p
     curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (body) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -276,6 +276,78 @@ int th_http(const struct th_server *s, const char *method, const char *path,
         headers[n++] = ct;
     }
     return th_http_headers(s, method, path, headers, body, body_len, out);
+}
+
+int th_http_form(const struct th_server *s, const char *path, const char *key,
+                 const char *name, const char *na, const char *file_name,
+                 const void *data, size_t len, const char *part_type, struct th_resp *out)
+{
+    memset(out, 0, sizeof *out);
+    out->body = calloc(1, 1);
+    CURL *c = curl_easy_init();
+    if (c == NULL) return -1;
+    char url[4096], auth[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", s->port, path);
+    struct curl_slist *h = NULL;
+    if (key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+        h = curl_slist_append(h, auth);
+    }
+    h = curl_slist_append(h, "Expect:");
+    curl_mime *mime = curl_mime_init(c);
+    curl_mimepart *part;
+    if (name) {
+        part = curl_mime_addpart(mime);
+        curl_mime_name(part, "name");
+        curl_mime_data(part, name, CURL_ZERO_TERMINATED);
+    }
+    if (na) {
+        part = curl_mime_addpart(mime);
+        curl_mime_name(part, "na");
+        curl_mime_data(part, na, CURL_ZERO_TERMINATED);
+    }
+    if (data) {
+        part = curl_mime_addpart(mime);
+        curl_mime_name(part, "file");
+        curl_mime_data(part, data, len);
+        if (file_name) curl_mime_filename(part, file_name);
+        if (part_type) curl_mime_type(part, part_type);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, out);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status);
+    curl_mime_free(mime);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+char *th_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    if (buf) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    }
+    return buf;
 }
 
 void th_resp_free(struct th_resp *r)

@@ -63,6 +63,14 @@ int th_http(const struct th_server *s, const char *method, const char *path,
 int th_http_headers(const struct th_server *s, const char *method, const char *path,
                     const char *const *headers, const char *body, size_t body_len,
                     struct th_resp *out);
+/* A multipart/form-data POST (what `curl -F` sends): optional "name" and
+ * "na" fields first, then a "file" part with file_name, data and
+ * part_type (NULL: none). */
+int th_http_form(const struct th_server *s, const char *path, const char *key,
+                 const char *name, const char *na, const char *file_name,
+                 const void *data, size_t len, const char *part_type, struct th_resp *out);
+/* The whole of a file (tests/data/...) in a new buffer; NULL if missing. */
+char *th_read_file(const char *path, size_t *len);
 void th_resp_free(struct th_resp *r);
 /* The body parsed as JSON (caller deletes), or NULL. */
 cJSON *th_json(const struct th_resp *r);
