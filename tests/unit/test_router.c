@@ -12,11 +12,11 @@
 static int h(struct http_req *r) { return 0; }
 
 static const struct route table[] = {
-    {"GET", "/healthz", ROUTE_PUBLIC, h, ""},
-    {"GET", "/v1/teams/{team_id}", ROUTE_MEMBER, h, ""},
-    {"GET", "/v1/teams/{team_id}/keys", ROUTE_ADMIN, h, ""},
-    {"POST", "/v1/teams/{team_id}/keys", ROUTE_ADMIN, h, ""},
-    {"DELETE", "/v1/keys/{key_id}", ROUTE_ADMIN, h, ""},
+    {"GET", "/healthz", ROUTE_PUBLIC, h, "", NULL},
+    {"GET", "/v1/teams/{team_id}", ROUTE_MEMBER, h, "", NULL},
+    {"GET", "/v1/teams/{team_id}/keys", ROUTE_ADMIN, h, "", NULL},
+    {"POST", "/v1/teams/{team_id}/keys", ROUTE_ADMIN, h, "", NULL},
+    {"DELETE", "/v1/keys/{key_id}", ROUTE_ADMIN, h, "", NULL},
 };
 #define N (sizeof table / sizeof table[0])
 
