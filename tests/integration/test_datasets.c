@@ -11,6 +11,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <zlib.h>
 
 #include "lib/crypto.h"
@@ -476,6 +478,178 @@ static void missing_tokens_are_configurable(void **state)
     th_resp_free(&r);
 }
 
+/* --- image archives ------------------------------------------------------- */
+
+struct membuf { char *data; size_t len, cap; };
+
+/* An archive written into memory by libarchive: format "zip" or "tar.gz";
+ * entries are (name, data, len) triples, or a zero-filled entry of `zeros`
+ * bytes when data is NULL (a compression bomb). */
+struct entry { const char *name; const void *data; size_t len; size_t zeros; };
+
+static char *make_archive(const char *format, const struct entry *e, size_t n, size_t *out_len)
+{
+    struct archive *a = archive_write_new();
+    if (strcmp(format, "zip") == 0) {
+        archive_write_set_format_zip(a);
+    } else {
+        archive_write_set_format_pax_restricted(a);
+        archive_write_add_filter_gzip(a);
+    }
+    size_t cap = 64 << 20;
+    char *buf = malloc(cap);
+    size_t used = 0;
+    archive_write_set_bytes_in_last_block(a, 1);
+    assert_int_equal(archive_write_open_memory(a, buf, cap, &used), ARCHIVE_OK);
+    static const char zeros[65536];
+    for (size_t i = 0; i < n; i++) {
+        struct archive_entry *ae = archive_entry_new();
+        archive_entry_set_pathname(ae, e[i].name);
+        archive_entry_set_filetype(ae, AE_IFREG);
+        archive_entry_set_perm(ae, 0644);
+        archive_entry_set_size(ae, (la_int64_t)(e[i].data ? e[i].len : e[i].zeros));
+        assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+        if (e[i].data) {
+            archive_write_data(a, e[i].data, e[i].len);
+        } else {
+            for (size_t done = 0; done < e[i].zeros; done += sizeof zeros)
+                archive_write_data(a, zeros, sizeof zeros);
+        }
+        archive_entry_free(ae);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+    *out_len = used;
+    return buf;
+}
+
+/* The first PNG of the digits archive, to build others from. */
+static char *first_png(size_t *len)
+{
+    struct archive *a = archive_read_new();
+    archive_read_support_format_zip(a);
+    assert_int_equal(archive_read_open_filename(a, "tests/data/images/digits8x8.zip", 65536), ARCHIVE_OK);
+    struct archive_entry *ae;
+    char *png = NULL;
+    while (archive_read_next_header(a, &ae) == ARCHIVE_OK) {
+        if (archive_entry_size(ae) <= 0) continue;
+        *len = (size_t)archive_entry_size(ae);
+        png = malloc(*len);
+        archive_read_data(a, png, *len);
+        break;
+    }
+    archive_read_free(a);
+    assert_non_null(png);
+    return png;
+}
+
+static void image_archives_upload_and_profile(void **state)
+{
+    size_t len;
+    char *zip = th_read_file("tests/data/images/digits8x8.zip", &len);
+    assert_non_null(zip);
+    struct th_resp r = post("/v1/datasets?name=digits", "application/zip", zip, len);
+    if (r.status != 201) fprintf(stderr, "%s\n", r.body);
+    assert_int_equal(r.status, 201);
+    cJSON *d = th_json(&r);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(d, "kind")), "images");
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(d, "format")), "zip");
+    assert_int_equal((long)num(d, "profile.images"), 1797);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(
+                         cJSON_GetObjectItem(d, "profile"), "classes")), 10);
+    char path[200];
+    snprintf(path, sizeof path, "/v1/datasets/%s/preview",
+             cJSON_GetStringValue(cJSON_GetObjectItem(d, "id")));
+    cJSON_Delete(d);
+    th_resp_free(&r);
+    assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    d = th_json(&r);
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(d, "classes"), 0);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(c0, "name")), "0");
+    assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(c0, "samples")) > 0);
+    cJSON_Delete(d);
+    th_resp_free(&r);
+
+    /* A tar.gz of two class folders, one image unreadable: profiled, with
+     * the bad file named. */
+    size_t plen;
+    char *png = first_png(&plen);
+    char *bad = malloc(plen);
+    memcpy(bad, png, plen);
+    memset(bad + 40, 0x55, plen - 48); /* keep the header, wreck the data */
+    const struct entry e[] = {{"set/cat/a.png", png, plen, 0}, {"set/cat/b.png", png, plen, 0},
+                              {"set/dog/c.png", png, plen, 0}, {"set/dog/broken.png", bad, plen, 0}};
+    size_t tlen;
+    char *tgz = make_archive("tar.gz", e, 4, &tlen);
+    assert_int_equal(th_http_form(&srv, "/v1/datasets", srv.key, "pets", NULL, "pets.tar.gz", tgz,
+                                  tlen, "application/octet-stream", &r), 0);
+    if (r.status != 201) fprintf(stderr, "%s\n", r.body);
+    assert_int_equal(r.status, 201);
+    d = th_json(&r);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(d, "format")), "tar.gz");
+    assert_int_equal((long)num(d, "profile.images"), 3);
+    assert_int_equal((long)num(d, "profile.unreadable.count"), 1);
+    assert_non_null(strstr(r.body, "broken.png"));
+    cJSON_Delete(d);
+    th_resp_free(&r);
+    free(tgz);
+    free(bad);
+    free(png);
+    free(zip);
+}
+
+static void hostile_archives_are_refused_and_leave_nothing(void **state)
+{
+    size_t plen;
+    char *png = first_png(&plen);
+    char *bad = malloc(plen);
+    memcpy(bad, png, plen);
+    memset(bad + 40, 0x55, plen - 48);
+    size_t zlen;
+    char *zip = th_read_file("tests/data/images/digits8x8.zip", &zlen);
+
+    const struct entry escape[] = {{"cat/ok.png", png, plen, 0}, {"../evil.png", png, plen, 0}};
+    const struct entry absolute[] = {{"/etc/evil.png", png, plen, 0}};
+    const struct entry bomb[] = {{"zeros/a.png", NULL, 0, (size_t)96 << 20}};
+    const struct entry corrupt[] = {{"cat/broken.png", bad, plen, 0}};
+    struct { const char *what; char *body; size_t len; long status; const char *needle; } cases[5];
+    cases[0].what = "../ path";
+    cases[0].body = make_archive("zip", escape, 2, &cases[0].len);
+    cases[0].status = 422;
+    cases[0].needle = "evil.png";
+    cases[1].what = "absolute path";
+    cases[1].body = make_archive("tar.gz", absolute, 1, &cases[1].len);
+    cases[1].status = 422;
+    cases[1].needle = "evil.png";
+    cases[2].what = "zip bomb";
+    cases[2].body = make_archive("zip", bomb, 1, &cases[2].len);
+    cases[2].status = 413;
+    cases[2].needle = NULL;
+    cases[3].what = "truncated zip";
+    cases[3].body = malloc(zlen / 2);
+    memcpy(cases[3].body, zip, zlen / 2);
+    cases[3].len = zlen / 2;
+    cases[3].status = 422;
+    cases[3].needle = NULL;
+    cases[4].what = "only a corrupted PNG";
+    cases[4].body = make_archive("zip", corrupt, 1, &cases[4].len);
+    cases[4].status = 422;
+    cases[4].needle = "broken.png";
+    for (int i = 0; i < 5; i++) {
+        struct footprint before = footprint();
+        struct th_resp r = post("/v1/datasets", "application/octet-stream", cases[i].body, cases[i].len);
+        fprintf(stderr, "%-22s -> %ld %s\n", cases[i].what, r.status, r.body);
+        expect_problem(&r, cases[i].status, cases[i].needle);
+        th_resp_free(&r);
+        assert_unchanged(before);
+        free(cases[i].body);
+    }
+    free(zip);
+    free(bad);
+    free(png);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +664,8 @@ int main(void)
         cmocka_unit_test(oversized_uploads_are_413),
         cmocka_unit_test(forms_without_a_file_are_refused),
         cmocka_unit_test(missing_tokens_are_configurable),
+        cmocka_unit_test(image_archives_upload_and_profile),
+        cmocka_unit_test(hostile_archives_are_refused_and_leave_nothing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
