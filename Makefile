@@ -25,7 +25,7 @@ endif
 B := build/$(MODE)
 
 CC       ?= cc
-PKGS     := libmicrohttpd libcjson libpq libuv openblas libcrypto libarchive libpng libjpeg zlib
+PKGS     := libmicrohttpd libcjson libpq libuv openblas libcrypto libarchive libpng libjpeg zlib libzstd
 TESTPKGS := cmocka libcurl yaml-0.1
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

@@ -10,7 +10,7 @@ set -eu
 # PostgreSQL unprivileged when started as root.
 PACKAGES="build-essential pkg-config
 libmicrohttpd-dev libcjson-dev libpq-dev libuv1-dev libopenblas-dev libssl-dev
-libarchive-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev
+libarchive-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev libzstd-dev
 postgresql postgresql-client
 libcmocka-dev libcurl4-openssl-dev libyaml-dev
 util-linux procps curl"

@@ -2,8 +2,11 @@
  * blob.h - file contents in PostgreSQL large objects.
  *
  * A blob_writer streams an upload into a new large object while computing
- * its SHA-256 and size, buffering 1 MiB between writes so a 1 GiB upload is
- * a thousand round trips, not a hundred thousand. A blob_reader reads one
+ * its SHA-256 and size. It writes 1 MiB at a time (a 1 GiB upload is a
+ * thousand round trips, not a hundred thousand) from a thread of its own,
+ * so the caller's parsing overlaps PostgreSQL's work; between
+ * blob_writer_new and blob_writer_close (or _free) the connection belongs
+ * to that thread. A blob_reader reads one
  * back in blocks, with seek, for libarchive and for downloads.
  *
  * Large objects are transactional: both must be used inside a transaction
@@ -26,6 +29,11 @@ struct blob_writer;
 
 /* A new large object on db (in an open transaction). NULL with err. */
 struct blob_writer *blob_writer_new(PGconn *db, char *err, size_t errlen);
+/* Store the object zstd-compressed (level 1: hundreds of MB/s, and a CSV
+ * takes a third of the space or less). Only before the first MiB has been
+ * handed over; -1 when too late or out of memory. */
+int blob_writer_compress(struct blob_writer *w);
+int blob_writer_compressed(const struct blob_writer *w);
 /* Append n bytes. 0, or -1 with err (the database failed). */
 int blob_writer_write(struct blob_writer *w, const void *data, size_t n, char *err, size_t errlen);
 /* Flush and close the object. 0, or -1 with err. */
@@ -40,7 +48,9 @@ void blob_writer_free(struct blob_writer *w);
 
 struct blob_reader;
 
-struct blob_reader *blob_reader_open(PGconn *db, Oid oid, char *err, size_t errlen);
+/* zstd: the object was written compressed; reads give the original bytes
+ * (and seek is not available). */
+struct blob_reader *blob_reader_open(PGconn *db, Oid oid, int zstd, char *err, size_t errlen);
 /* Point *buf at the next bytes (valid until the next call); their count,
  * 0 at the end, -1 on error. */
 ssize_t blob_reader_read(struct blob_reader *r, const void **buf);

@@ -74,11 +74,12 @@ cJSON *datasets_insert(PGconn *db, const struct dataset_new *d, PGresult **res_o
             break;
         }
         PQclear(res);
-        const char *ins[4] = {d->team_id, sha_hex, lo, size};
+        const char *ins[5] = {d->team_id, sha_hex, lo, size, d->zstd ? "zstd" : "identity"};
         res = PQexecParams(db,
-            "INSERT INTO blobs (team_id, sha256, lo, size) VALUES ($1, $2::bytea, $3::oid, $4)"
+            "INSERT INTO blobs (team_id, sha256, lo, size, encoding)"
+            " VALUES ($1, $2::bytea, $3::oid, $4, $5)"
             " ON CONFLICT (team_id, sha256) DO NOTHING RETURNING id",
-            4, NULL, ins, NULL, NULL, 0);
+            5, NULL, ins, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) goto fail_res;
         if (PQntuples(res) == 1) snprintf(blob_id, sizeof blob_id, "%s", PQgetvalue(res, 0, 0));
         PQclear(res);
@@ -258,8 +259,9 @@ static void content_done(void *cls)
 int datasets_content(struct http_req *r)
 {
     int ret;
-    PGresult *res = fetch(r, ", b.lo", &ret);
+    PGresult *res = fetch(r, ", b.lo, b.encoding = 'zstd' AS zstd", &ret);
     if (res == NULL) return ret;
+    int zstd = PQgetvalue(res, 0, PQfnumber(res, "zstd"))[0] == 't';
     char etag[80], name[256], ctype[128], disposition[400];
     snprintf(etag, sizeof etag, "\"%s\"", PQgetvalue(res, 0, PQfnumber(res, "sha256")));
     snprintf(name, sizeof name, "%s", PQgetvalue(res, 0, PQfnumber(res, "name")));
@@ -281,7 +283,7 @@ int datasets_content(struct http_req *r)
     c->left = size;
     char err[256];
     if (exec_ok(c->db.pg, "BEGIN READ ONLY") < 0 ||
-        (c->blob = blob_reader_open(c->db.pg, lo, err, sizeof err)) == NULL) {
+        (c->blob = blob_reader_open(c->db.pg, lo, zstd, err, sizeof err)) == NULL) {
         ret = http_problem_db_unavailable(r, "opening the content");
         content_done(c);
         return ret;
@@ -339,7 +341,8 @@ static int preview_inflated(void *ctx, const char *data, size_t len)
 }
 
 /* Read the first rows of a stored CSV (plain or gzip'd). */
-static int preview_tabular(struct http_req *r, Oid lo, int gz, const cJSON *profile, long want)
+static int preview_tabular(struct http_req *r, Oid lo, int zstd, int gz, const cJSON *profile,
+                           long want)
 {
     struct preview pv = {want, 1, cJSON_CreateArray(), cJSON_CreateArray(), NULL};
     const char *hdr = cJSON_GetStringValue(cJSON_GetObjectItem(profile, "header"));
@@ -357,7 +360,7 @@ static int preview_tabular(struct http_req *r, Oid lo, int gz, const cJSON *prof
         goto out;
     }
     if (exec_ok(r->db.pg, "BEGIN READ ONLY") < 0 ||
-        (b = blob_reader_open(r->db.pg, lo, err, sizeof err)) == NULL) {
+        (b = blob_reader_open(r->db.pg, lo, zstd, err, sizeof err)) == NULL) {
         ret = http_problem_db_unavailable(r, "reading a preview");
         goto out;
     }
@@ -399,8 +402,9 @@ int datasets_preview(struct http_req *r)
                                 "rows must be an integer from 1 to 1000");
     }
     int ret;
-    PGresult *res = fetch(r, ", b.lo, d.profile", &ret);
+    PGresult *res = fetch(r, ", b.lo, b.encoding = 'zstd' AS zstd, d.profile", &ret);
     if (res == NULL) return ret;
+    int zstd = PQgetvalue(res, 0, PQfnumber(res, "zstd"))[0] == 't';
     cJSON *row = pgjson_row(res, 0);
     Oid lo = (Oid)strtoul(PQgetvalue(res, 0, PQfnumber(res, "lo")), NULL, 10);
     PQclear(res);
@@ -408,7 +412,7 @@ int datasets_preview(struct http_req *r)
     const char *format = cJSON_GetStringValue(cJSON_GetObjectItem(row, "format"));
     cJSON *profile = cJSON_GetObjectItem(row, "profile");
     if (kind && strcmp(kind, "tabular") == 0) {
-        ret = preview_tabular(r, lo, format && strcmp(format, "csv.gz") == 0, profile, want);
+        ret = preview_tabular(r, lo, zstd, format && strcmp(format, "csv.gz") == 0, profile, want);
         cJSON_Delete(row);
         return ret;
     }

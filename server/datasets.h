@@ -31,6 +31,7 @@ struct dataset_new {
     const char *format;         /* "csv", "zip", ... */
     const char *content_type;   /* answered on download */
     Oid lo;                     /* the new large object holding the bytes */
+    int zstd;                   /* ...compressed */
     uint64_t size;
     unsigned char sha256[CRYPTO_SHA256_LEN];
     const cJSON *profile;

@@ -56,7 +56,19 @@ struct upload {
     unsigned status;
     char slug[40], title[40], field[16], detail[512];
     uint64_t line, column, drained;
+    int encoding_decided;
 };
+
+/* CSV text is stored zstd-compressed; everything else as it came. Decided
+ * once the format is known (512 bytes in), before the first MiB is
+ * handed to the writer. */
+static void decide_encoding(struct upload *u)
+{
+    if (u->encoding_decided || ingest_format(u->ingest) == INGEST_UNKNOWN) return;
+    u->encoding_decided = 1;
+    if (ingest_format(u->ingest) == INGEST_CSV && blob_writer_compress(u->blob) < 0)
+        log_msg(LOG_WARN, "upload %s: storing uncompressed", u->r->request_id);
+}
 
 /* Give the kept refusal (if libmicrohttpd would not take it earlier). */
 static int answer_refusal(struct upload *u)
@@ -156,6 +168,7 @@ static int sink(struct upload *u, const char *data, size_t len)
                       "storing the upload failed; try again");
     }
     if (ingest_feed(u->ingest, data, len) < 0) return refuse_ingest(u);
+    decide_encoding(u);
     return 0;
 }
 
@@ -294,7 +307,7 @@ static int64_t lo_seek_cb(void *ctx, int64_t off, int whence)
 static cJSON *profile_archive(struct upload *u, Oid lo)
 {
     char err[256];
-    struct lo_source src = {blob_reader_open(u->r->db.pg, lo, err, sizeof err)};
+    struct lo_source src = {blob_reader_open(u->r->db.pg, lo, 0, err, sizeof err)};
     if (src.b == NULL) {
         refuse(u, 503, "database-unavailable", "Service unavailable", NULL,
                "reading the stored upload failed; try again");
@@ -373,6 +386,7 @@ static int upload_end(struct http_req *r)
         refuse_ingest(u);
         return answer_refusal(u);
     }
+    decide_encoding(u);
     char err[512];
     if (blob_writer_close(u->blob, err, sizeof err) < 0) {
         log_msg(LOG_ERROR, "upload %s: %s", r->request_id, err);
@@ -407,6 +421,7 @@ static int upload_end(struct http_req *r)
         .format = ingest_format_name(f),
         .content_type = u->content_type,
         .lo = blob_writer_oid(u->blob),
+        .zstd = blob_writer_compressed(u->blob),
         .size = u->size,
         .profile = profile,
     };
@@ -443,8 +458,11 @@ static void upload_cleanup(struct http_req *r)
     struct upload *u = r->stream_ctx;
     if (u == NULL) return;
     if (u->pp) MHD_destroy_post_processor(u->pp);
-    if (u->in_tx && !u->committed && r->has_db) PQclear(PQexec(r->db.pg, "ROLLBACK"));
+    /* The writer's thread may still be using the connection: stop it
+     * before the connection rolls back. */
     blob_writer_free(u->blob);
+    u->blob = NULL;
+    if (u->in_tx && !u->committed && r->has_db) PQclear(PQexec(r->db.pg, "ROLLBACK"));
     ingest_free(u->ingest);
     free(u);
     r->stream_ctx = NULL;

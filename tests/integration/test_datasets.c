@@ -264,6 +264,39 @@ static void read_back_and_delete(void **state)
     free(csv);
 }
 
+/* A CSV over several of the writer's 1 MiB blocks: stored compressed,
+ * read back byte for byte. */
+static void large_csv_is_stored_compressed(void **state)
+{
+    size_t cap = 1900 * 1000, len = 0;
+    char *csv = malloc(cap + 64);
+    len += (size_t)sprintf(csv, "id_like,x,y,label\n");
+    for (unsigned i = 0; len < cap; i++)
+        len += (size_t)sprintf(csv + len, "%u,%u.%03u,%u,%s\n", i % 977, i % 101, i % 1000, i % 7,
+                               i % 3 ? "red" : "blue");
+    struct th_resp r = post("/v1/datasets?name=big", "text/csv", csv, len);
+    if (r.status != 201) fprintf(stderr, "%s\n", r.body);
+    assert_int_equal(r.status, 201);
+    char id[64], path[200];
+    snprintf(id, sizeof id, "%s", th_json_str(&r, "id"));
+    th_resp_free(&r);
+    char sql[400];
+    snprintf(sql, sizeof sql,
+             "SELECT (b.encoding = 'zstd')::int * 1000000000 + "
+             "(SELECT sum(length(data)) FROM pg_largeobject WHERE loid = b.lo)"
+             " FROM datasets d JOIN blobs b ON b.id = d.blob_id WHERE d.id = '%s'", id);
+    long v = count(sql);
+    assert_true(v > 1000000000);                 /* zstd */
+    assert_true(v - 1000000000 < (long)len / 2); /* and smaller */
+    snprintf(path, sizeof path, "/v1/datasets/%s/content", id);
+    assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, len);
+    assert_memory_equal(r.body, csv, len);
+    th_resp_free(&r);
+    free(csv);
+}
+
 static void listing_is_paged_newest_first(void **state)
 {
     struct th_resp r;
@@ -657,6 +690,7 @@ int main(void)
         cmocka_unit_test(multipart_upload_and_dedup),
         cmocka_unit_test(gzip_csv_upload),
         cmocka_unit_test(read_back_and_delete),
+        cmocka_unit_test(large_csv_is_stored_compressed),
         cmocka_unit_test(listing_is_paged_newest_first),
         cmocka_unit_test(other_teams_see_nothing),
         cmocka_unit_test(shared_tables_profile_as_expected),
