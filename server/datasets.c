@@ -14,7 +14,7 @@
 #include "lib/gunzip.h"
 #include "lib/log.h"
 #include "lib/pgjson.h"
-#include "server/blob.h"
+#include "lib/blob.h"
 #include "server/pool.h"
 
 /* The columns of a data set as the API shows it; `profile` is added only

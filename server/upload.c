@@ -24,7 +24,7 @@
 #include "lib/imageset.h"
 #include "lib/log.h"
 #include "lib/utf8.h"
-#include "server/blob.h"
+#include "lib/blob.h"
 #include "server/datasets.h"
 #include "server/ingest.h"
 #include "server/server.h"

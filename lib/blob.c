@@ -1,5 +1,5 @@
 /* blob.c - see blob.h. */
-#include "server/blob.h"
+#include "lib/blob.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -14,8 +14,8 @@
  * everything else the transaction did. That is what keeps a failed upload
  * from leaving anything behind.
  */
-#ifndef PODIUM_SERVER_BLOB_H
-#define PODIUM_SERVER_BLOB_H
+#ifndef PODIUM_LIB_BLOB_H
+#define PODIUM_LIB_BLOB_H
 
 #include <stddef.h>
 #include <stdint.h>
