@@ -26,7 +26,10 @@ export DATABASE_URL
 
 server_pid="" scheduler_pid=""
 stop_all() {
-    trap - INT TERM EXIT
+    # Ignore further signals: a second Ctrl-C, or make forwarding the TERM
+    # it got, must not cut the shutdown short and leave PostgreSQL running.
+    trap "" INT TERM
+    trap - EXIT
     echo
     echo "podium: stopping"
     for pid in $server_pid $scheduler_pid; do kill -TERM "$pid" 2>/dev/null || true; done
