@@ -1,17 +1,62 @@
 /*
  * train_main.c - podium-train: train and evaluate one model from a JSON
- * spec, reporting JSON Lines on stdout (see --help for the contract).
+ * spec, reporting JSON Lines on stdout (see --help and trainers/driver.h
+ * for the contract). A thin main over trainers/driver: read the spec, set
+ * up signals and BLAS threads, run, print events, map the status to the
+ * exit code. Log lines go to stderr.
  *
- * This entry point reads and checks the spec; the model families
- * (trainers/family.h) are wired in by the trainers work.
+ * SIGTERM/SIGINT set a flag that the driver polls and hands to every fit
+ * as opts.cancel; the families check it between iterations. As a backstop
+ * for a step that does not poll (a long predict, a huge CSV load), a
+ * watchdog thread gives the cooperative path 0.8 s, then removes the
+ * temporary files itself and exits 4, so a cancelled run always ends
+ * within a second and never leaves a partial artifact.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <cblas.h>
 #include <cjson/cJSON.h>
 
-enum { EXIT_BAD_SPEC = 2, EXIT_INTERNAL = 3 };
+#include "lib/log.h"
+#include "trainers/driver.h"
+
+static volatile sig_atomic_t cancel_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    cancel_flag = 1;
+}
+
+static char tmp_model[4096], tmp_oof[4096];
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {}
+}
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    while (!cancel_flag) sleep_ms(20);
+    sleep_ms(800);
+    if (tmp_model[0]) unlink(tmp_model);
+    if (tmp_oof[0]) unlink(tmp_oof);
+    static const char line[] =
+        "{\"event\":\"error\",\"kind\":\"cancelled\",\"message\":\"cancelled (forced after 0.8 s)\"}\n";
+    /* no fflush: it could wait on a lock the main thread holds; every
+     * event is flushed as it is printed, so the buffer is empty anyway */
+    ssize_t w = write(STDOUT_FILENO, line, sizeof line - 1);
+    (void)w;
+    _exit(4);
+}
 
 static void usage(FILE *out)
 {
@@ -22,27 +67,37 @@ static void usage(FILE *out)
             "  {\"data\": \"iris.csv\", \"target\": \"species\", \"task\": \"classification\",\n"
             "   \"model\": {\"family\": \"gbm\", \"params\": {\"n_estimators\": 200}},\n"
             "   \"cv\": {\"folds\": 5, \"seed\": 0}, \"metric\": \"logloss\", \"threads\": 2,\n"
-            "   \"artifact\": \"model.pdm\"}\n\n"
-            "stdout: JSON Lines, progress events then one {\"event\": \"result\", ...}.\n"
-            "stderr: log text.\n"
-            "exit status: 0 success; 2 bad spec or data (with an {\"event\": \"error\"}\n"
-            "line saying what and where); 3 internal failure.\n");
+            "   \"artifact\": \"model.pdm\"}\n"
+            "task: auto | classification | regression; cv may be {\"holdout\": 0.2, \"seed\": 0}.\n"
+            "families: linear rf extratrees gbm knn nb mlp (scikit-learn parameter names).\n\n"
+            "stdout: JSON Lines: start, fold, iteration, fold_done, refit events, then one\n"
+            "{\"event\": \"result\", ...}; the out-of-fold predictions go to ARTIFACT.oof.csv.\n"
+            "stderr: log lines.\n"
+            "exit status: 0 success; 2 bad spec or data (an {\"event\": \"error\"} line says\n"
+            "what and where); 3 internal failure; 4 cancelled (SIGTERM/SIGINT; no artifact\n"
+            "is left behind).\n");
 }
 
-static int fail(int code, const char *where, const char *msg)
+static void print_event(void *ctx, const cJSON *ev)
 {
-    cJSON *e = cJSON_CreateObject();
-    cJSON_AddStringToObject(e, "event", "error");
-    cJSON_AddStringToObject(e, "kind", code == EXIT_BAD_SPEC ? "bad_spec" : "internal");
-    if (where) cJSON_AddStringToObject(e, "field", where);
-    cJSON_AddStringToObject(e, "message", msg);
-    char *text = cJSON_PrintUnformatted(e);
+    (void)ctx;
+    char *text = cJSON_PrintUnformatted(ev);
     if (text) {
-        puts(text);
+        fputs(text, stdout);
+        fputc('\n', stdout);
+        fflush(stdout);
         free(text);
     }
-    cJSON_Delete(e);
-    return code;
+}
+
+static int fail(const struct driver_error *e)
+{
+    cJSON *ev = driver_error_event(e);
+    if (ev) print_event(NULL, ev);
+    cJSON_Delete(ev);
+    log_msg(e->status == DRIVER_ECANCELLED ? LOG_INFO : LOG_ERROR, "%s%s%s", e->field,
+            e->field[0] ? ": " : "", e->message);
+    return driver_exit_code(e->status);
 }
 
 static char *read_all(FILE *f, size_t limit, size_t *len)
@@ -61,6 +116,7 @@ static char *read_all(FILE *f, size_t limit, size_t *len)
         size_t got = fread(buf + n, 1, cap - n - 1, f);
         n += got;
         if (got == 0) {
+            if (ferror(f)) break;
             buf[n] = '\0';
             *len = n;
             return buf;
@@ -72,34 +128,69 @@ static char *read_all(FILE *f, size_t limit, size_t *len)
 
 int main(int argc, char **argv)
 {
+    log_init("podium-train", LOG_INFO);
+    struct driver_error e;
+    memset(&e, 0, sizeof e);
+    e.status = DRIVER_EBADSPEC;
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         usage(stdout);
         return 0;
     }
     if (argc > 2) {
         usage(stderr);
-        return EXIT_BAD_SPEC;
+        snprintf(e.message, sizeof e.message, "expected one argument, the spec file");
+        return fail(&e);
     }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
     FILE *in = stdin;
-    if (argc == 2 && (in = fopen(argv[1], "rb")) == NULL)
-        return fail(EXIT_BAD_SPEC, NULL, "cannot open the spec file");
+    if (argc == 2 && strcmp(argv[1], "-") != 0 && (in = fopen(argv[1], "rb")) == NULL) {
+        snprintf(e.message, sizeof e.message, "cannot open the spec file %.600s", argv[1]);
+        return fail(&e);
+    }
     size_t len = 0;
     char *text = read_all(in, 1 << 20, &len);
     if (in != stdin) fclose(in);
-    if (text == NULL) return fail(EXIT_BAD_SPEC, NULL, "the spec is unreadable or over 1 MiB");
-    cJSON *spec = cJSON_ParseWithLength(text, len);
+    if (text == NULL) {
+        snprintf(e.message, sizeof e.message, "the spec is unreadable or over 1 MiB");
+        return fail(&e);
+    }
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (json == NULL) {
+        size_t at = end && end >= text ? (size_t)(end - text) : 0;
+        snprintf(e.message, sizeof e.message, "the spec is not valid JSON (near byte %zu)", at);
+        free(text);
+        return fail(&e);
+    }
     free(text);
-    if (!cJSON_IsObject(spec)) {
-        cJSON_Delete(spec);
-        return fail(EXIT_BAD_SPEC, NULL, "the spec is not a JSON object");
+
+    struct driver_spec spec;
+    int status = driver_spec_parse(json, &spec, &e);
+    cJSON_Delete(json);
+    if (status != DRIVER_OK) {
+        driver_spec_free(&spec);
+        return fail(&e);
     }
-    const char *required[] = {"data", "target", "model"};
-    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
-        if (cJSON_GetObjectItemCaseSensitive(spec, required[i]) == NULL) {
-            cJSON_Delete(spec);
-            return fail(EXIT_BAD_SPEC, required[i], "is required");
-        }
+    openblas_set_num_threads(spec.threads);
+    if (spec.artifact) {
+        driver_temp_path(spec.artifact, 0, tmp_model, sizeof tmp_model);
+        driver_temp_path(spec.artifact, 1, tmp_oof, sizeof tmp_oof);
     }
-    cJSON_Delete(spec);
-    return fail(EXIT_INTERNAL, "model.family", "no model family is built into this trainer yet");
+    pthread_t wd;
+    if (pthread_create(&wd, NULL, watchdog, NULL) == 0) pthread_detach(wd);
+
+    struct driver_opts opts = {
+        .cancel = &cancel_flag, .emit = print_event, .emit_ctx = NULL, .progress_interval = 0.1,
+    };
+    status = driver_run(&spec, &opts, NULL, &e);
+    driver_spec_free(&spec);
+    if (status != DRIVER_OK) return fail(&e);
+    return 0;
 }

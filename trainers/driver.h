@@ -1,0 +1,129 @@
+/*
+ * driver.h - podium-train's driver: the job spec, the cross-validation
+ * loop, the events, the out-of-fold predictions and the final model file.
+ * train_main.c is a thin main over this module, so tests run the whole
+ * training path in-process.
+ *
+ * The spec (JSON object):
+ *   data      string, required    CSV file (relative to the working folder)
+ *   target    string, required    target column name
+ *   task      "auto" | "classification" | "regression"            "auto"
+ *   model     {"family": name, "params": {...} | null}, required
+ *   cv        {"folds": 2..1000, "seed": n} | {"holdout": (0,1), "seed": n}
+ *                                                   {"folds": 5, "seed": 0}
+ *   metric    primary metric: accuracy, balanced_accuracy, logloss
+ *             (or log_loss), roc_auc, f1_macro | rmse, mae, r2;
+ *             default logloss (classification), rmse (regression)
+ *   threads   1..256                                                 1
+ *   artifact  model file path; the out-of-fold predictions go to
+ *             ARTIFACT.oof.csv. Without it nothing is written. Its folder
+ *             must be writable (checked before training: bad_spec).
+ * Unknown keys inside model and cv are errors; unknown top-level keys are
+ * ignored with a warning on stderr (a scheduler may add its own).
+ *
+ * Events (one JSON object each, through driver_opts.emit):
+ *   {"event":"start", "task", "family", "n_rows", "folds"}
+ *   {"event":"fold","fold":i,"folds":k}
+ *   {"event":"iteration","stage":"cv"|"final","fold":i,"iteration","total",
+ *    "metric","value"}  (at most one per progress_interval seconds, plus
+ *    the last iteration of each fit)
+ *   {"event":"fold_done","fold":i,"metrics":{name: value},"fit_seconds"}
+ *   {"event":"refit"}   the final fit on every row
+ *   {"event":"result", ...}   see driver_run
+ *   {"event":"error","kind","field","message"[,"line"]}  (driver_error_event;
+ *    "line" is the CSV line of a malformed data file)
+ *
+ * Early stopping: when the effective params have early_stopping_rounds
+ * > 0 (gbm), every fit (each fold's and the final one) holds out a
+ * stratified 10% of its own training rows as the family's validation set;
+ * the evaluation fold is never used for it.
+ *
+ * Writing: the model file and the OOF file are written under temporary
+ * names (NAME.tmp.PID) and renamed only when everything succeeded; on
+ * failure or cancellation they are removed.
+ */
+#ifndef PODIUM_TRAINERS_DRIVER_H
+#define PODIUM_TRAINERS_DRIVER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "trainers/family.h"
+#include "trainers/modelfile.h"
+
+enum driver_status {
+    DRIVER_OK = 0,
+    DRIVER_EBADSPEC = -1,    /* exit 2, kind "bad_spec" */
+    DRIVER_EBADDATA = -2,    /* exit 2, kind "bad_data" */
+    DRIVER_EINTERNAL = -3,   /* exit 3, kind "internal" */
+    DRIVER_ECANCELLED = -4,  /* exit 4, kind "cancelled" */
+};
+
+/* The process exit code for a status: 0, 2, 2, 3, 4. */
+int driver_exit_code(int status);
+
+struct driver_error {
+    int status;              /* enum driver_status */
+    char field[128];         /* e.g. "model.params.max_depth"; "" when none */
+    char message[768];
+    uint64_t line;           /* CSV line of a data error; 0 when none */
+};
+
+/* {"event":"error","kind":...,"field":...,"message":...}; caller deletes. */
+cJSON *driver_error_event(const struct driver_error *e);
+
+struct driver_spec {
+    char *data;
+    char *target;
+    int task;                        /* SCHEMA_TASK_AUTO or enum pd_task_kind */
+    const struct pd_family *family;
+    cJSON *params;                   /* copy of model.params; NULL = defaults */
+    int folds;                       /* >= 2, or 0 with holdout */
+    double holdout;                  /* in (0, 1) when folds == 0 */
+    uint64_t seed;
+    int metric;                      /* enum pd_metric, -1 = task default */
+    int threads;
+    char *artifact;                  /* NULL = write nothing */
+};
+
+/* Check a spec and fill out (freed with driver_spec_free, also after a
+ * failure). DRIVER_EBADSPEC with e->field naming the member. */
+int driver_spec_parse(const cJSON *json, struct driver_spec *out,
+                      struct driver_error *e);
+void driver_spec_free(struct driver_spec *s);
+
+struct driver_opts {
+    const volatile sig_atomic_t *cancel;            /* may be NULL */
+    void (*emit)(void *ctx, const cJSON *event);     /* may be NULL */
+    void *emit_ctx;
+    double progress_interval;   /* seconds between iteration events; <= 0: 0.1 */
+};
+
+struct driver_result {
+    cJSON *result;           /* the result event (also emitted) */
+    struct modelfile final;  /* the final model, in memory */
+    char *oof_path;          /* NULL when no artifact */
+};
+
+/* Train and evaluate. res may be NULL; otherwise the caller frees it with
+ * driver_result_free (also after a failure). Returns enum driver_status;
+ * on failure e says what and where. The result event holds: task, family,
+ * params (effective), metric, score, greater_is_better, metrics
+ * ({name: {mean, std, folds: [...]}}), n_rows, n_features, classes,
+ * dropped_columns, folds, fit_seconds (the final fit), cv_seconds,
+ * predict_us_per_row, model_bytes, threads, device, artifact, oof_path. */
+int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
+               struct driver_result *res, struct driver_error *e);
+void driver_result_free(struct driver_result *r);
+
+/* The temporary name the model (oof = 0) or the OOF file (oof = 1) is
+ * written under before the rename: ARTIFACT[.oof.csv].tmp.PID. */
+void driver_temp_path(const char *artifact, int oof, char *out, size_t len);
+
+/* The output name of a metric ("logloss" for PD_METRIC_LOG_LOSS). */
+const char *driver_metric_name(int m);
+
+#endif
