@@ -1,5 +1,5 @@
 /* test_train_cli.c - the real bin/podium-train and bin/podium-predict as
- * child processes on the data sets under tests/data/train: accuracy floors
+ * child processes on the data sets under tests/data/tabular: accuracy floors
  * per family, categorical data with missing values, an identifier column
  * dropped, regression, JSON Lines and exit codes, the spec on stdin,
  * reproducibility, predictions independent of column order, damaged model
@@ -159,7 +159,7 @@ static void iris_floors_every_family(void **state)
         struct trained t;
         char name[64];
         snprintf(name, sizeof name, "iris_%s", fams[i]);
-        train(name, "tests/data/train/iris.csv", "species", fams[i], NULL, NULL, &t);
+        train(name, "tests/data/tabular/iris.csv", "species", fams[i], NULL, NULL, &t);
         expect_result(&t, "accuracy", 0.93);
         assert_string_equal(cJSON_GetObjectItem(t.last, "task")->valuestring, "classification");
         /* the model and the OOF file are there, no temporary left */
@@ -178,17 +178,17 @@ static void categorical_with_missing_values(void **state)
         struct trained t;
         char name[64];
         snprintf(name, sizeof name, "votes_%s", fams[i]);
-        train(name, "tests/data/train/HouseVotes84.csv", "Class", fams[i], NULL, NULL, &t);
+        train(name, "tests/data/tabular/HouseVotes84.csv", "Class", fams[i], NULL, NULL, &t);
         expect_result(&t, "accuracy", 0.90);
         assert_int_equal(cJSON_GetObjectItem(t.last, "n_rows")->valueint, 435);
         trained_free(&t);
     }
     /* numeric with missing values, imputed (linear) or native (gbm) */
     struct trained t;
-    train("pima_linear", "tests/data/train/PimaIndiansDiabetes2.csv", "diabetes", "linear", NULL, NULL, &t);
+    train("pima_linear", "tests/data/tabular/PimaIndiansDiabetes2.csv", "diabetes", "linear", NULL, NULL, &t);
     expect_result(&t, "accuracy", 0.72);
     trained_free(&t);
-    train("pima_gbm", "tests/data/train/PimaIndiansDiabetes2.csv", "diabetes", "gbm",
+    train("pima_gbm", "tests/data/tabular/PimaIndiansDiabetes2.csv", "diabetes", "gbm",
           "{\"n_estimators\":50,\"max_depth\":3}", NULL, &t);
     expect_result(&t, "roc_auc", 0.75);
     trained_free(&t);
@@ -197,7 +197,7 @@ static void categorical_with_missing_values(void **state)
 static void identifier_column_dropped(void **state)
 {
     struct trained t;
-    train("bc_rf", "tests/data/train/BreastCancer.csv", "Class", "rf", "{\"n_estimators\":50}", NULL, &t);
+    train("bc_rf", "tests/data/tabular/BreastCancer.csv", "Class", "rf", "{\"n_estimators\":50}", NULL, &t);
     expect_result(&t, "accuracy", 0.94);
     const cJSON *dropped = cJSON_GetObjectItem(t.last, "dropped_columns");
     assert_int_equal(cJSON_GetArraySize(dropped), 1);
@@ -223,7 +223,7 @@ static void identifier_column_dropped(void **state)
 static void regression_runs(void **state)
 {
     struct trained t;
-    train("diab_linear", "tests/data/train/diabetes.csv", "progression", "linear", NULL,
+    train("diab_linear", "tests/data/tabular/diabetes.csv", "progression", "linear", NULL,
           ",\"metric\":\"r2\"", &t);
     expect_result(&t, "r2", 0.40);
     assert_string_equal(cJSON_GetObjectItem(t.last, "task")->valuestring, "regression");
@@ -232,7 +232,7 @@ static void regression_runs(void **state)
     char out[1200], err[1200];
     snprintf(out, sizeof out, "%s/diab_pred.csv", tmp);
     snprintf(err, sizeof err, "%s/diab_pred.err", tmp);
-    assert_int_equal(run("podium-predict", t.artifact, "tests/data/train/diabetes.csv", NULL, out, err), 0);
+    assert_int_equal(run("podium-predict", t.artifact, "tests/data/tabular/diabetes.csv", NULL, out, err), 0);
     char *p = slurp(out);
     int lines = 0;
     for (char *c = p; *c; c++) lines += *c == '\n';
@@ -240,7 +240,7 @@ static void regression_runs(void **state)
     assert_true(strncmp(p, "prediction\n", 11) == 0);
     free(p);
     trained_free(&t);
-    train("diab_gbm", "tests/data/train/diabetes.csv", "progression", "gbm",
+    train("diab_gbm", "tests/data/tabular/diabetes.csv", "progression", "gbm",
           "{\"n_estimators\":60,\"max_depth\":3,\"learning_rate\":0.05}", NULL, &t);
     expect_result(&t, "r2", 0.30);
     trained_free(&t);
@@ -250,7 +250,7 @@ static void spec_on_stdin_and_reproducible(void **state)
 {
     char spec[1200], sp[1200], out[2][1200], err[1200];
     snprintf(spec, sizeof spec,
-             "{\"data\":\"tests/data/train/breast_cancer.csv\",\"target\":\"diagnosis\","
+             "{\"data\":\"tests/data/tabular/breast_cancer.csv\",\"target\":\"diagnosis\","
              "\"model\":{\"family\":\"gbm\",\"params\":{\"n_estimators\":40}},"
              "\"cv\":{\"holdout\":0.25,\"seed\":4},\"threads\":2,\"metric\":\"roc_auc\"}");
     snprintf(sp, sizeof sp, "%s/stdin.json", tmp);
@@ -276,12 +276,12 @@ static void spec_on_stdin_and_reproducible(void **state)
 static void column_order_does_not_matter(void **state)
 {
     struct trained t;
-    train("votes_order", "tests/data/train/HouseVotes84.csv", "Class", "gbm", "{\"n_estimators\":30}", NULL, &t);
+    train("votes_order", "tests/data/tabular/HouseVotes84.csv", "Class", "gbm", "{\"n_estimators\":30}", NULL, &t);
     expect_result(&t, "accuracy", 0.90);
     /* reversed columns, no Class, plus an unseen category and an extra column */
     char rows[1200], out1[1200], out2[1200], err[1200];
     snprintf(rows, sizeof rows, "%s/votes_rev.csv", tmp);
-    FILE *in = fopen("tests/data/train/HouseVotes84.csv", "r"), *o = fopen(rows, "w");
+    FILE *in = fopen("tests/data/tabular/HouseVotes84.csv", "r"), *o = fopen(rows, "w");
     char line[1024];
     int r = 0;
     while (fgets(line, sizeof line, in)) {
@@ -304,7 +304,7 @@ static void column_order_does_not_matter(void **state)
     snprintf(out1, sizeof out1, "%s/votes_p1.csv", tmp);
     snprintf(out2, sizeof out2, "%s/votes_p2.csv", tmp);
     snprintf(err, sizeof err, "%s/votes_p.err", tmp);
-    assert_int_equal(run("podium-predict", t.artifact, NULL, "tests/data/train/HouseVotes84.csv", out1, err), 0);
+    assert_int_equal(run("podium-predict", t.artifact, NULL, "tests/data/tabular/HouseVotes84.csv", out1, err), 0);
     assert_int_equal(run("podium-predict", t.artifact, rows, NULL, out2, err), 0);
     char *a = slurp(out1), *b = slurp(out2);
     /* identical but for row 5 (data row 4), whose V3 is unseen */
@@ -334,7 +334,7 @@ static void column_order_does_not_matter(void **state)
 static void damaged_model_files(void **state)
 {
     struct trained t;
-    train("iris_damage", "tests/data/train/iris.csv", "species", "knn", NULL, NULL, &t);
+    train("iris_damage", "tests/data/tabular/iris.csv", "species", "knn", NULL, NULL, &t);
     expect_result(&t, "accuracy", 0.9);
     char *model = slurp(t.artifact);
     struct stat st;
@@ -348,7 +348,7 @@ static void damaged_model_files(void **state)
         FILE *f = fopen(bad, "wb");
         fwrite(model, 1, cuts[i], f);
         fclose(f);
-        int rc = run("podium-predict", bad, "tests/data/train/iris.csv", NULL, out, err);
+        int rc = run("podium-predict", bad, "tests/data/tabular/iris.csv", NULL, out, err);
         if (rc != 2) fail_msg("a model cut at %zu: exit %d", cuts[i], rc);
         char *e = slurp(err);
         assert_non_null(strstr(e, "not a valid Podium model file"));
@@ -356,7 +356,7 @@ static void damaged_model_files(void **state)
     }
     free(model);
     /* a CSV passed as the model */
-    assert_int_equal(run("podium-predict", "tests/data/train/iris.csv", "tests/data/train/iris.csv", NULL, out, err), 2);
+    assert_int_equal(run("podium-predict", "tests/data/tabular/iris.csv", "tests/data/tabular/iris.csv", NULL, out, err), 2);
     char *e = slurp(err);
     assert_non_null(strstr(e, "bad magic"));
     free(e);
@@ -368,18 +368,18 @@ static void damaged_model_files(void **state)
 static void bad_spec_and_data(void **state)
 {
     struct trained t;
-    train("bad_param", "tests/data/train/iris.csv", "species", "gbm", "{\"max_depth\":-1}", NULL, &t);
+    train("bad_param", "tests/data/tabular/iris.csv", "species", "gbm", "{\"max_depth\":-1}", NULL, &t);
     assert_int_equal(t.rc, 2);
     assert_string_equal(cJSON_GetObjectItem(t.last, "event")->valuestring, "error");
     assert_string_equal(cJSON_GetObjectItem(t.last, "kind")->valuestring, "bad_spec");
     assert_string_equal(cJSON_GetObjectItem(t.last, "field")->valuestring, "model.params.max_depth");
     assert_int_not_equal(access(t.artifact, F_OK), 0);
     trained_free(&t);
-    train("bad_param2", "tests/data/train/iris.csv", "species", "rf", "{\"n_estimators\":0}", NULL, &t);
+    train("bad_param2", "tests/data/tabular/iris.csv", "species", "rf", "{\"n_estimators\":0}", NULL, &t);
     assert_int_equal(t.rc, 2);
     assert_string_equal(cJSON_GetObjectItem(t.last, "field")->valuestring, "model.params.n_estimators");
     trained_free(&t);
-    train("bad_family", "tests/data/train/iris.csv", "species", "svm", NULL, NULL, &t);
+    train("bad_family", "tests/data/tabular/iris.csv", "species", "svm", NULL, NULL, &t);
     assert_int_equal(t.rc, 2);
     assert_string_equal(cJSON_GetObjectItem(t.last, "field")->valuestring, "model.family");
     trained_free(&t);

@@ -327,7 +327,7 @@ static void iris_run_events_and_result(void **state)
     char spec[1024], art[512];
     snprintf(art, sizeof art, "%s/driver_iris.pdm", tmpdir());
     snprintf(spec, sizeof spec,
-             "{\"data\":\"tests/data/train/iris.csv\",\"target\":\"species\","
+             "{\"data\":\"tests/data/tabular/iris.csv\",\"target\":\"species\","
              "\"model\":{\"family\":\"linear\"},\"cv\":{\"folds\":5,\"seed\":3},"
              "\"metric\":\"accuracy\",\"threads\":2,\"artifact\":\"%s\"}", art);
     struct events ev = {0};
@@ -380,7 +380,7 @@ static void reproducible_for_a_seed(void **state)
     for (int i = 0; i < 3; i++) {
         char spec[1024];
         snprintf(spec, sizeof spec,
-                 "{\"data\":\"tests/data/train/iris.csv\",\"target\":\"species\","
+                 "{\"data\":\"tests/data/tabular/iris.csv\",\"target\":\"species\","
                  "\"model\":{\"family\":\"%s\",\"params\":{%s}},\"cv\":{\"folds\":3,\"seed\":11},\"threads\":2}",
                  fams[i], i == 0 ? "\"n_estimators\":30" : i == 1 ? "\"n_estimators\":30" : "\"max_iter\":50");
         char *m[2];
@@ -404,37 +404,37 @@ static void bad_param_is_named(void **state)
     struct events ev = {0};
     struct driver_result res;
     struct driver_error e;
-    int rc = run_spec("{\"data\":\"tests/data/train/iris.csv\",\"target\":\"species\","
+    int rc = run_spec("{\"data\":\"tests/data/tabular/iris.csv\",\"target\":\"species\","
                       "\"model\":{\"family\":\"gbm\",\"params\":{\"max_depth\":-3}}}",
                       NULL, &ev, &res, &e);
     assert_int_equal(rc, DRIVER_EBADSPEC);
     assert_string_equal(e.field, "model.params.max_depth");
     assert_non_null(strstr(e.message, "max_depth"));
     driver_result_free(&res);
-    rc = run_spec("{\"data\":\"tests/data/train/iris.csv\",\"target\":\"species\","
+    rc = run_spec("{\"data\":\"tests/data/tabular/iris.csv\",\"target\":\"species\","
                   "\"model\":{\"family\":\"knn\",\"params\":{\"n_neighbours\":3}}}",
                   NULL, &ev, &res, &e);
     assert_int_equal(rc, DRIVER_EBADSPEC);
     assert_string_equal(e.field, "model.params.n_neighbours");
     driver_result_free(&res);
     /* a metric of the wrong task; a family without regression */
-    rc = run_spec("{\"data\":\"tests/data/train/iris.csv\",\"target\":\"species\","
+    rc = run_spec("{\"data\":\"tests/data/tabular/iris.csv\",\"target\":\"species\","
                   "\"model\":{\"family\":\"nb\"},\"metric\":\"r2\"}", NULL, &ev, &res, &e);
     assert_int_equal(rc, DRIVER_EBADSPEC);
     assert_string_equal(e.field, "metric");
     driver_result_free(&res);
-    rc = run_spec("{\"data\":\"tests/data/train/diabetes.csv\",\"target\":\"progression\","
+    rc = run_spec("{\"data\":\"tests/data/tabular/diabetes.csv\",\"target\":\"progression\","
                   "\"model\":{\"family\":\"nb\"}}", NULL, &ev, &res, &e);
     assert_int_equal(rc, DRIVER_EBADSPEC);
     assert_string_equal(e.field, "model.family");
     driver_result_free(&res);
     /* data errors */
-    rc = run_spec("{\"data\":\"tests/data/train/nope.csv\",\"target\":\"species\","
+    rc = run_spec("{\"data\":\"tests/data/tabular/nope.csv\",\"target\":\"species\","
                   "\"model\":{\"family\":\"nb\"}}", NULL, &ev, &res, &e);
     assert_int_equal(rc, DRIVER_EBADDATA);
     assert_string_equal(e.field, "data");
     driver_result_free(&res);
-    rc = run_spec("{\"data\":\"tests/data/train/iris.csv\",\"target\":\"Species\","
+    rc = run_spec("{\"data\":\"tests/data/tabular/iris.csv\",\"target\":\"Species\","
                   "\"model\":{\"family\":\"nb\"}}", NULL, &ev, &res, &e);
     assert_int_equal(rc, DRIVER_EBADDATA);
     assert_string_equal(e.field, "target");
@@ -447,7 +447,7 @@ static void cancelled_run_leaves_nothing(void **state)
     char spec[1024], art[512];
     snprintf(art, sizeof art, "%s/driver_cancel.pdm", tmpdir());
     snprintf(spec, sizeof spec,
-             "{\"data\":\"tests/data/train/iris.csv\",\"target\":\"species\","
+             "{\"data\":\"tests/data/tabular/iris.csv\",\"target\":\"species\","
              "\"model\":{\"family\":\"mlp\"},\"artifact\":\"%s\"}", art);
     volatile sig_atomic_t cancel = 1;
     struct events ev = {0};
@@ -466,7 +466,7 @@ static void holdout_and_missing_targets(void **state)
     /* iris with three targets blanked */
     char path[512], spec[1024];
     snprintf(path, sizeof path, "%s/driver_iris_gaps.csv", tmpdir());
-    FILE *in = fopen("tests/data/train/iris.csv", "r"), *out = fopen(path, "w");
+    FILE *in = fopen("tests/data/tabular/iris.csv", "r"), *out = fopen(path, "w");
     assert_non_null(in);
     assert_non_null(out);
     char line[256];
@@ -511,7 +511,7 @@ static void early_stopping_and_unwritable_artifact(void **state)
     struct driver_error e;
     /* early stopping holds out part of each training set: it runs, and the
      * final model stops before 400 rounds */
-    int rc = run_spec("{\"data\":\"tests/data/train/breast_cancer.csv\",\"target\":\"diagnosis\","
+    int rc = run_spec("{\"data\":\"tests/data/tabular/breast_cancer.csv\",\"target\":\"diagnosis\","
                       "\"model\":{\"family\":\"gbm\",\"params\":{\"n_estimators\":400,"
                       "\"early_stopping_rounds\":5,\"max_depth\":3}},\"cv\":{\"folds\":3},\"threads\":2}",
                       NULL, &ev, &res, &e);
@@ -523,7 +523,7 @@ static void early_stopping_and_unwritable_artifact(void **state)
     events_free(&ev);
 
     /* an artifact that cannot be written is found before training */
-    rc = run_spec("{\"data\":\"tests/data/train/iris.csv\",\"target\":\"species\","
+    rc = run_spec("{\"data\":\"tests/data/tabular/iris.csv\",\"target\":\"species\","
                   "\"model\":{\"family\":\"nb\"},\"artifact\":\"/nonexistent-dir/m.pdm\"}",
                   NULL, &ev, &res, &e);
     assert_int_equal(rc, DRIVER_EBADSPEC);

@@ -1,7 +1,7 @@
 /* test_forest.c - rf and extratrees: hand-checked stumps, reproducibility
  * across thread counts, save/load, truncated and garbage model files, bad
  * parameters, OOB score, cancellation, and 5-fold accuracy floors on iris,
- * breast_cancer and diabetes (CSV copies in tests/data/trees/, read with a
+ * breast_cancer and diabetes (CSV copies in tests/data/tabular/, read with a
  * small loader below; run from the repository root). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -234,7 +234,7 @@ static void extratrees_stump_is_consistent(void **state)
 static void reproducible_across_threads(void **state)
 {
     struct table t;
-    assert_int_equal(table_load("tests/data/trees/breast_cancer.csv", 1, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/breast_cancer.csv", 1, &t), 0);
     struct pd_task task = { PD_TASK_CLASSIFICATION, t.n_classes };
     const struct pd_family *fams[] = { &pd_family_rf, &pd_family_extratrees };
     /* Query points between training rows: on the rows themselves fully
@@ -264,7 +264,7 @@ static void reproducible_across_threads(void **state)
 static void save_load_round_trip_and_truncation(void **state)
 {
     struct table t;
-    assert_int_equal(table_load("tests/data/trees/iris.csv", 1, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
     struct pd_task task = { PD_TASK_CLASSIFICATION, t.n_classes };
     const struct pd_family *fams[] = { &pd_family_rf, &pd_family_extratrees };
     for (int f = 0; f < 2; f++) {
@@ -427,7 +427,7 @@ static void on_progress(void *ctx, const struct pd_progress *p)
 static void oob_score_reported(void **state)
 {
     struct table t;
-    assert_int_equal(table_load("tests/data/trees/iris.csv", 1, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
     struct pd_task task = { PD_TASK_CLASSIFICATION, t.n_classes };
     cJSON *j = cJSON_Parse("{\"n_estimators\":50,\"oob_score\":true}");
     void *p, *m = NULL;
@@ -447,7 +447,7 @@ static void oob_score_reported(void **state)
     table_free(&t);
 
     /* Regression OOB is an R^2. */
-    assert_int_equal(table_load("tests/data/trees/diabetes.csv", 0, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/diabetes.csv", 0, &t), 0);
     struct pd_task rt = { PD_TASK_REGRESSION, 0 };
     j = cJSON_Parse("{\"n_estimators\":40,\"oob_score\":true,\"max_samples\":0.8}");
     assert_int_equal(pd_family_rf.params_parse(j, &rt, &p, err, sizeof err), PD_OK);
@@ -489,7 +489,7 @@ static void cancel_and_bad_data(void **state)
 static void weights_equal_duplicates(void **state)
 {
     struct table t;
-    assert_int_equal(table_load("tests/data/trees/iris.csv", 1, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
     size_t n = t.n, d = t.d, n2 = 0;
     float *x2 = malloc(2 * n * d * sizeof *x2);
     double *y2 = malloc(2 * n * sizeof *y2), *w = malloc(n * sizeof *w);
@@ -527,7 +527,7 @@ static void weights_equal_duplicates(void **state)
 static void accuracy_floors(void **state)
 {
     struct table t;
-    assert_int_equal(table_load("tests/data/trees/iris.csv", 1, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
     assert_int_equal(t.n, 150);
     assert_int_equal(t.n_classes, 3);
     double a = cv5(&pd_family_rf, NULL, &t), b = cv5(&pd_family_extratrees, NULL, &t);
@@ -535,7 +535,7 @@ static void accuracy_floors(void **state)
     assert_true(a >= 0.93 && b >= 0.93);
     table_free(&t);
 
-    assert_int_equal(table_load("tests/data/trees/breast_cancer.csv", 1, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/breast_cancer.csv", 1, &t), 0);
     assert_int_equal(t.n_classes, 2);
     a = cv5(&pd_family_rf, NULL, &t);
     b = cv5(&pd_family_extratrees, "{\"criterion\":\"entropy\"}", &t);
@@ -543,7 +543,7 @@ static void accuracy_floors(void **state)
     assert_true(a >= 0.94 && b >= 0.94);
     table_free(&t);
 
-    assert_int_equal(table_load("tests/data/trees/diabetes.csv", 0, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/diabetes.csv", 0, &t), 0);
     a = cv5(&pd_family_rf, NULL, &t);
     b = cv5(&pd_family_extratrees, "{\"min_samples_leaf\":5}", &t);
     print_message("diabetes R2: rf %.4f extratrees %.4f\n", a, b);

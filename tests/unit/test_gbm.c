@@ -3,7 +3,7 @@
  * direction of missing values, leaf-wise growth, early stopping,
  * reproducibility (seed and thread count), save/load, truncated and garbage
  * model files, bad parameters, cancellation, and 5-fold accuracy floors on
- * iris, breast_cancer and diabetes (CSV copies in tests/data/trees/, read
+ * iris, breast_cancer and diabetes (CSV copies in tests/data/tabular/, read
  * with a small loader below; run from the repository root). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -297,7 +297,7 @@ static void missing_values_default_direction(void **state)
 static void leaf_wise_growth_caps_leaves(void **state)
 {
     struct table t;
-    assert_int_equal(table_load("tests/data/trees/breast_cancer.csv", 1, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/breast_cancer.csv", 1, &t), 0);
     struct pd_data dt = { .n = t.n, .d = t.d, .x = t.x, .y = t.y };
     struct pd_fit_opts o = { .threads = 2, .seed = 1 };
     struct pd_task task = { PD_TASK_CLASSIFICATION, 2 };
@@ -340,7 +340,7 @@ static void on_progress(void *ctx, const struct pd_progress *p)
 static void early_stopping_keeps_best_round(void **state)
 {
     struct table t;
-    assert_int_equal(table_load("tests/data/trees/breast_cancer.csv", 1, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/breast_cancer.csv", 1, &t), 0);
     size_t ntr = 400;
     struct pd_data tr = { .n = ntr, .d = t.d, .x = t.x, .y = t.y };
     struct pd_data va = { .n = t.n - ntr, .d = t.d, .x = t.x + ntr * t.d, .y = t.y + ntr };
@@ -382,7 +382,7 @@ static void early_stopping_keeps_best_round(void **state)
 static void reproducible_across_threads(void **state)
 {
     struct table t;
-    assert_int_equal(table_load("tests/data/trees/iris.csv", 1, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
     struct pd_task task = { PD_TASK_CLASSIFICATION, 3 };
     double *o[4];
     int th[4] = { 1, 2, 2, 2 };
@@ -427,7 +427,7 @@ static void reproducible_across_threads(void **state)
 static void save_load_round_trip_and_truncation(void **state)
 {
     struct table t;
-    assert_int_equal(table_load("tests/data/trees/iris.csv", 1, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
     /* Some missing values, so that default directions are exercised. */
     for (size_t i = 0; i < t.n; i += 5) t.x[i * t.d + (i % t.d)] = NAN;
     struct pd_task task = { PD_TASK_CLASSIFICATION, 3 };
@@ -565,7 +565,7 @@ static void cancel_stops_fit(void **state)
 static void weights_equal_duplicates(void **state)
 {
     struct table t;
-    assert_int_equal(table_load("tests/data/trees/diabetes.csv", 0, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/diabetes.csv", 0, &t), 0);
     size_t n = 200, d = t.d, n2 = 0;
     float *x2 = malloc(2 * n * d * sizeof *x2);
     double *y2 = malloc(2 * n * sizeof *y2), *w = malloc(n * sizeof *w);
@@ -599,13 +599,13 @@ static void weights_equal_duplicates(void **state)
 static void accuracy_floors(void **state)
 {
     struct table t;
-    assert_int_equal(table_load("tests/data/trees/iris.csv", 1, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
     double a = cv5(&pd_family_gbm, NULL, &t);
     print_message("iris: gbm %.4f\n", a);
     assert_true(a >= 0.93);
     table_free(&t);
 
-    assert_int_equal(table_load("tests/data/trees/breast_cancer.csv", 1, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/breast_cancer.csv", 1, &t), 0);
     a = cv5(&pd_family_gbm, NULL, &t);
     double b = cv5(&pd_family_gbm, "{\"max_leaves\":8,\"max_depth\":0,\"subsample\":0.8,"
                                    "\"colsample_bytree\":0.5}", &t);
@@ -613,7 +613,7 @@ static void accuracy_floors(void **state)
     assert_true(a >= 0.94 && b >= 0.94);
     table_free(&t);
 
-    assert_int_equal(table_load("tests/data/trees/diabetes.csv", 0, &t), 0);
+    assert_int_equal(table_load("tests/data/tabular/diabetes.csv", 0, &t), 0);
     a = cv5(&pd_family_gbm, "{\"max_depth\":3,\"learning_rate\":0.05,\"subsample\":0.8}", &t);
     b = cv5(&pd_family_gbm, NULL, &t);
     print_message("diabetes R2: gbm %.4f (defaults %.4f)\n", a, b);

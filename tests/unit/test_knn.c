@@ -198,7 +198,7 @@ static void iris_floor(void **state)
 {
     struct tabfix t;
     char err[256];
-    if (tabfix_load("tests/data/models/iris.csv", NULL, 1, &t, err, sizeof err) != 0) fail_msg("%s", err);
+    if (tabfix_load("tests/data/tabular/iris.csv", NULL, 1, &t, err, sizeof err) != 0) fail_msg("%s", err);
     double acc = 0;
     if (tabfix_cv_score(F, NULL, &t, 5, 42, 1, &acc, err, sizeof err) != 0) fail_msg("%s", err);
     print_message("iris: 5-fold accuracy %.4f\n", acc);

@@ -319,7 +319,7 @@ static void logistic_l2_stationary(void **state)
 {
     struct tabfix t;
     char err[256];
-    if (tabfix_load("tests/data/models/iris.csv", NULL, 1, &t, err, sizeof err) != 0) fail_msg("%s", err);
+    if (tabfix_load("tests/data/tabular/iris.csv", NULL, 1, &t, err, sizeof err) != 0) fail_msg("%s", err);
     double mean[4], sd[4];
     tabfix_col_stats(t.x, t.n, t.d, mean, sd);
     tabfix_scale(t.x, t.n, t.d, mean, sd);
@@ -389,7 +389,7 @@ static void save_load_round_trip_and_truncation(void **state)
 {
     struct tabfix t;
     char err[256];
-    if (tabfix_load("tests/data/models/iris.csv", NULL, 1, &t, err, sizeof err) != 0) fail_msg("%s", err);
+    if (tabfix_load("tests/data/tabular/iris.csv", NULL, 1, &t, err, sizeof err) != 0) fail_msg("%s", err);
     void *m = fit(NULL, PD_TASK_CLASSIFICATION, 3, t.x, t.y, NULL, t.n, t.d);
     struct pd_buf b;
     pd_buf_init(&b);
@@ -543,15 +543,15 @@ static void cv_floor(const char *path, const char *params, double floor_acc)
 
 static void accuracy_floors(void **state)
 {
-    cv_floor("tests/data/models/iris.csv", NULL, 0.93);
-    cv_floor("tests/data/models/wine.csv", NULL, 0.94);
-    cv_floor("tests/data/models/breast_cancer.csv", NULL, 0.94);
-    cv_floor("tests/data/models/iris.csv", "{\"penalty\": \"l1\", \"C\": 10}", 0.93);
-    cv_floor("tests/data/models/breast_cancer.csv", "{\"penalty\": \"elasticnet\", \"C\": 1}", 0.94);
+    cv_floor("tests/data/tabular/iris.csv", NULL, 0.93);
+    cv_floor("tests/data/tabular/wine.csv", NULL, 0.94);
+    cv_floor("tests/data/tabular/breast_cancer.csv", NULL, 0.94);
+    cv_floor("tests/data/tabular/iris.csv", "{\"penalty\": \"l1\", \"C\": 10}", 0.93);
+    cv_floor("tests/data/tabular/breast_cancer.csv", "{\"penalty\": \"elasticnet\", \"C\": 1}", 0.94);
     /* diabetes regression: R² of the pooled out-of-fold predictions */
     struct tabfix t;
     char err[256];
-    if (tabfix_load("tests/data/models/diabetes.csv", NULL, 0, &t, err, sizeof err) != 0) fail_msg("%s", err);
+    if (tabfix_load("tests/data/tabular/diabetes.csv", NULL, 0, &t, err, sizeof err) != 0) fail_msg("%s", err);
     double r2 = 0;
     if (tabfix_cv_score(F, NULL, &t, 5, 42, 1, &r2, err, sizeof err) != 0) fail_msg("%s", err);
     print_message("diabetes: 5-fold R2 %.4f\n", r2);

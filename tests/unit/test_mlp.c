@@ -98,7 +98,7 @@ static struct tabfix iris;
 static int setup(void **state)
 {
     char err[256];
-    if (tabfix_load("tests/data/models/iris.csv", NULL, 1, &iris, err, sizeof err) != 0) {
+    if (tabfix_load("tests/data/tabular/iris.csv", NULL, 1, &iris, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }

@@ -89,15 +89,15 @@ static void check_same_predictions(const char *data, const char *target,
 
 static void saved_model_predicts_like_in_process(void **state)
 {
-    check_same_predictions("tests/data/train/iris.csv", "species", "linear", "{}");
-    check_same_predictions("tests/data/train/iris.csv", "species", "knn", "{}");
-    check_same_predictions("tests/data/train/HouseVotes84.csv", "Class", "nb", "{}");
-    check_same_predictions("tests/data/train/PimaIndiansDiabetes2.csv", "diabetes", "mlp", "{\"max_iter\":30}");
-    check_same_predictions("tests/data/train/BreastCancer.csv", "Class", "rf", "{\"n_estimators\":20}");
-    check_same_predictions("tests/data/train/HouseVotes84.csv", "Class", "extratrees", "{\"n_estimators\":20}");
-    check_same_predictions("tests/data/train/PimaIndiansDiabetes2.csv", "diabetes", "gbm", "{\"n_estimators\":20}");
-    check_same_predictions("tests/data/train/diabetes.csv", "progression", "gbm", "{\"n_estimators\":20}");
-    check_same_predictions("tests/data/train/diabetes.csv", "progression", "linear", "{}");
+    check_same_predictions("tests/data/tabular/iris.csv", "species", "linear", "{}");
+    check_same_predictions("tests/data/tabular/iris.csv", "species", "knn", "{}");
+    check_same_predictions("tests/data/tabular/HouseVotes84.csv", "Class", "nb", "{}");
+    check_same_predictions("tests/data/tabular/PimaIndiansDiabetes2.csv", "diabetes", "mlp", "{\"max_iter\":30}");
+    check_same_predictions("tests/data/tabular/BreastCancer.csv", "Class", "rf", "{\"n_estimators\":20}");
+    check_same_predictions("tests/data/tabular/HouseVotes84.csv", "Class", "extratrees", "{\"n_estimators\":20}");
+    check_same_predictions("tests/data/tabular/PimaIndiansDiabetes2.csv", "diabetes", "gbm", "{\"n_estimators\":20}");
+    check_same_predictions("tests/data/tabular/diabetes.csv", "progression", "gbm", "{\"n_estimators\":20}");
+    check_same_predictions("tests/data/tabular/diabetes.csv", "progression", "linear", "{}");
 }
 
 static void encode(struct driver_result *res, struct pd_buf *b)
@@ -112,7 +112,7 @@ static void damaged_files_are_rejected(void **state)
     char art[512];
     snprintf(art, sizeof art, "%s/mf_damage.pdm", tmpdir());
     struct driver_result res;
-    train("tests/data/train/HouseVotes84.csv", "Class", "linear", "{}", art, &res);
+    train("tests/data/tabular/HouseVotes84.csv", "Class", "linear", "{}", art, &res);
     struct pd_buf b;
     encode(&res, &b);
     struct modelfile m;
@@ -168,7 +168,7 @@ static void damaged_files_are_rejected(void **state)
     pd_buf_free(&b);
 
     /* files: missing, empty */
-    assert_int_equal(modelfile_load("tests/data/train/none.pdm", &m, err, sizeof err), PD_EFORMAT);
+    assert_int_equal(modelfile_load("tests/data/tabular/none.pdm", &m, err, sizeof err), PD_EFORMAT);
     char empty[600];
     snprintf(empty, sizeof empty, "%s/mf_empty.pdm", tmpdir());
     FILE *f = fopen(empty, "w");

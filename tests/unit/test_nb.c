@@ -173,7 +173,7 @@ static void iris_floor(void **state)
 {
     struct tabfix t;
     char err[256];
-    if (tabfix_load("tests/data/models/iris.csv", NULL, 1, &t, err, sizeof err) != 0) fail_msg("%s", err);
+    if (tabfix_load("tests/data/tabular/iris.csv", NULL, 1, &t, err, sizeof err) != 0) fail_msg("%s", err);
     double acc = 0;
     if (tabfix_cv_score(F, NULL, &t, 5, 42, 1, &acc, err, sizeof err) != 0) fail_msg("%s", err);
     print_message("iris: 5-fold accuracy %.4f\n", acc);
@@ -181,7 +181,7 @@ static void iris_floor(void **state)
     if (tabfix_cv_score(F, NULL, &t, 5, 42, 0, &acc, err, sizeof err) != 0) fail_msg("%s", err);
     assert_true(acc >= 0.90);  /* scaling does not matter to naive Bayes */
     tabfix_free(&t);
-    if (tabfix_load("tests/data/models/wine.csv", NULL, 1, &t, err, sizeof err) != 0) fail_msg("%s", err);
+    if (tabfix_load("tests/data/tabular/wine.csv", NULL, 1, &t, err, sizeof err) != 0) fail_msg("%s", err);
     if (tabfix_cv_score(F, NULL, &t, 5, 42, 1, &acc, err, sizeof err) != 0) fail_msg("%s", err);
     print_message("wine: 5-fold accuracy %.4f\n", acc);
     assert_true(acc >= 0.93);
