@@ -450,13 +450,34 @@ int datasets_delete(struct http_req *r)
      * the last user of a blob always sees itself as the last. */
     res = PQexecParams(db,
         "SELECT b.id, b.lo FROM datasets d JOIN blobs b ON b.id = d.blob_id"
-        " WHERE d.id = $1 AND d.team_id = $2 FOR UPDATE OF b",
+        " WHERE d.id = $1 AND d.team_id = $2 FOR UPDATE OF d, b",
         2, NULL, p, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) goto db_error;
     if (PQntuples(res) == 0) {
         PQclear(res);
         exec_ok(db, "ROLLBACK");
         return not_found(r);
+    }
+    /* With the data set's row locked, a job being created on it waits for
+     * us (its foreign key check), and this statement sees every job that
+     * committed before. */
+    PGresult *busy = PQexecParams(db,
+        "SELECT count(*) FROM jobs WHERE dataset_id = $1 AND state IN ('queued', 'running')",
+        1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(busy) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        res = busy;
+        goto db_error;
+    }
+    long jobs = atol(PQgetvalue(busy, 0, 0));
+    PQclear(busy);
+    if (jobs > 0) {
+        PQclear(res);
+        exec_ok(db, "ROLLBACK");
+        return http_problem(r, 409, "dataset-in-use", "Conflict", NULL,
+                            "%ld job%s running on this data set; cancel %s or wait for %s to finish",
+                            jobs, jobs == 1 ? " is" : "s are", jobs == 1 ? "it" : "them",
+                            jobs == 1 ? "it" : "them");
     }
     char blob[24], lo[16];
     snprintf(blob, sizeof blob, "%s", PQgetvalue(res, 0, 0));

@@ -145,6 +145,31 @@ int http_respond_created(struct http_req *r, cJSON *body, const char *location)
     return respond_json(r, 201, body, "application/json", location);
 }
 
+int http_respond_json_at(struct http_req *r, unsigned status, cJSON *body, const char *location)
+{
+    return respond_json(r, status, body, "application/json", location);
+}
+
+int http_respond_bytes(struct http_req *r, unsigned status, const char *content_type, char *body,
+                       size_t len, const char *etag)
+{
+    if (r->responded) {
+        free(body);
+        return MHD_YES;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(body);
+        return MHD_NO;
+    }
+    if (etag) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+        /* Revalidate each time: cheap with If-None-Match. */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "private, no-cache");
+    }
+    return send_response(r, status, resp, len, content_type, NULL);
+}
+
 int http_respond_empty(struct http_req *r, unsigned status)
 {
     return respond_json(r, status, NULL, NULL, NULL);

@@ -84,6 +84,11 @@ int http_respond_json(struct http_req *r, unsigned status, cJSON *body);
 /* The same with a Location header. */
 int http_respond_created(struct http_req *r, cJSON *body, const char *location);
 int http_respond_empty(struct http_req *r, unsigned status);
+/* JSON with any status and a Location header (202 for accepted work). */
+int http_respond_json_at(struct http_req *r, unsigned status, cJSON *body, const char *location);
+/* A ready body (malloc'd; taken over) with its type and an optional ETag. */
+int http_respond_bytes(struct http_req *r, unsigned status, const char *content_type, char *body,
+                       size_t len, const char *etag);
 /* A body produced by read (libmicrohttpd's content reader) as the client
  * takes it; done(ctx) is called exactly once, when the response is over or
  * could not be queued. headers: name, value pairs, NULL-terminated. */

@@ -7,6 +7,7 @@
 
 #include "server/datasets.h"
 #include "server/health.h"
+#include "server/jobs.h"
 #include "server/teams.h"
 
 /* A route whose body is collected (JSON), and one that streams it. */
@@ -31,6 +32,17 @@ const struct route server_routes[] = {
     ROUTE("DELETE", "/v1/datasets/{dataset_id}", ROUTE_MEMBER, datasets_delete, "delete a data set"),
     ROUTE("GET", "/v1/datasets/{dataset_id}/content", ROUTE_MEMBER, datasets_content, "the uploaded bytes"),
     ROUTE("GET", "/v1/datasets/{dataset_id}/preview", ROUTE_MEMBER, datasets_preview, "the first rows, or classes and file names"),
+    ROUTE("POST", "/v1/jobs", ROUTE_MEMBER, jobs_create, "start a search job"),
+    ROUTE("GET", "/v1/jobs", ROUTE_MEMBER, jobs_list, "the team's jobs, newest first"),
+    ROUTE("GET", "/v1/jobs/{job_id}", ROUTE_MEMBER, jobs_get, "a job with its progress and best model"),
+    ROUTE("PATCH", "/v1/jobs/{job_id}", ROUTE_MEMBER, jobs_update, "change a running job's budget"),
+    ROUTE("POST", "/v1/jobs/{job_id}/cancel", ROUTE_MEMBER, jobs_cancel, "cancel a job"),
+    ROUTE("GET", "/v1/jobs/{job_id}/trials", ROUTE_MEMBER, jobs_trials, "a job's trials"),
+    ROUTE("GET", "/v1/jobs/{job_id}/leaderboard", ROUTE_MEMBER, jobs_leaderboard, "a job's models, ranked"),
+    ROUTE("GET", "/v1/trials/{trial_id}", ROUTE_MEMBER, trials_get, "one trial with its learning curve"),
+    ROUTE("GET", "/v1/leaderboards", ROUTE_MEMBER, leaderboards_team, "every model the team trained on a data set"),
+    ROUTE("GET", "/v1/models/{model_id}", ROUTE_MEMBER, models_get, "a trained model"),
+    ROUTE("GET", "/v1/models/{model_id}/artifact", ROUTE_MEMBER, models_artifact, "download a model file"),
 };
 
 const size_t server_routes_count = sizeof server_routes / sizeof server_routes[0];

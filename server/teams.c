@@ -103,7 +103,7 @@ int teams_create(struct http_req *r)
     if (in == NULL) return ret;
     struct validator v;
     validator_init(&v);
-    validate_only(&v, in, (const char *const[]){"name", NULL});
+    validate_only(&v, in, NULL, (const char *const[]){"name", NULL});
     const char *name = validate_string(&v, in, "name", 1, 1, 100);
     if (validator_failed(&v)) {
         cJSON_Delete(in);
@@ -208,7 +208,7 @@ int keys_create(struct http_req *r)
     if (in == NULL) return ret;
     struct validator v;
     validator_init(&v);
-    validate_only(&v, in, (const char *const[]){"name", "role", NULL});
+    validate_only(&v, in, NULL, (const char *const[]){"name", "role", NULL});
     const char *name = validate_string(&v, in, "name", 0, 0, 100);
     const char *role = validate_enum(&v, in, "role", roles, "member");
     if (validator_failed(&v)) {

@@ -42,12 +42,16 @@ void validate_error(struct validator *v, const char *field, const char *fmt, ...
     cJSON_AddItemToArray(v->errors, e);
 }
 
-void validate_only(struct validator *v, const cJSON *obj, const char *const *allowed)
+void validate_only(struct validator *v, const cJSON *obj, const char *prefix,
+                   const char *const *allowed)
 {
     for (const cJSON *m = obj ? obj->child : NULL; m != NULL; m = m->next) {
         int ok = 0;
         for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(*a, m->string) == 0;
-        if (!ok) validate_error(v, m->string, "unknown field");
+        if (ok) continue;
+        char field[256];
+        snprintf(field, sizeof field, "%s%s%s", prefix ? prefix : "", prefix ? "." : "", m->string);
+        validate_error(v, field, "unknown field");
     }
 }
 

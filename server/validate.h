@@ -4,7 +4,7 @@
  *
  *     struct validator v;
  *     validator_init(&v);
- *     validate_only(&v, in, (const char *[]){"name", "role", NULL});
+ *     validate_only(&v, in, NULL, (const char *[]){"name", "role", NULL});
  *     const char *name = validate_string(&v, in, "name", 1, 1, 100);
  *     if (validator_failed(&v)) return http_problem_invalid(r, validator_take(&v));
  *     validator_free(&v);
@@ -29,8 +29,10 @@ cJSON *validator_take(struct validator *v);
 void validate_error(struct validator *v, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Every member of obj must be one of allowed (NULL-terminated). */
-void validate_only(struct validator *v, const cJSON *obj, const char *const *allowed);
+/* Every member of obj must be one of allowed (NULL-terminated); an
+ * unknown one is reported as prefix.name (prefix NULL at the top level). */
+void validate_only(struct validator *v, const cJSON *obj, const char *prefix,
+                   const char *const *allowed);
 
 /* A string member of min..max characters (UTF-8 code points); returns it,
  * or NULL when absent (an error if required) or invalid. */

@@ -223,6 +223,7 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud)
     copy_header(data, len, "Location", r->location, sizeof r->location);
     copy_header(data, len, "Allow", r->allow, sizeof r->allow);
     copy_header(data, len, "WWW-Authenticate", r->www_authenticate, sizeof r->www_authenticate);
+    copy_header(data, len, "ETag", r->etag, sizeof r->etag);
     return len;
 }
 

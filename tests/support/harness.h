@@ -52,6 +52,7 @@ struct th_resp {
     char location[256];
     char allow[64];
     char www_authenticate[128];
+    char etag[128];
 };
 
 /* One request; key may be NULL (no Authorization), content_type NULL means

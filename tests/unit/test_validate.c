@@ -13,7 +13,7 @@ static void collects_all_errors(void **state)
     cJSON *in = cJSON_Parse("{\"name\": 5, \"role\": \"boss\", \"extra\": true}");
     struct validator v;
     validator_init(&v);
-    validate_only(&v, in, (const char *const[]){"name", "role", NULL});
+    validate_only(&v, in, NULL, (const char *const[]){"name", "role", NULL});
     assert_null(validate_string(&v, in, "name", 1, 1, 10));
     assert_null(validate_enum(&v, in, "role", (const char *const[]){"admin", "member", NULL}, "member"));
     assert_true(validator_failed(&v));

@@ -1,0 +1,815 @@
+/*
+ * jobs.c - see jobs.h. Everything is scoped by the caller's team.
+ */
+#include "server/jobs.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/blob.h"
+#include "lib/crypto.h"
+#include "lib/log.h"
+#include "lib/pgjson.h"
+#include "server/validate.h"
+
+/* --- what a job may ask for ----------------------------------------------------- */
+
+struct metric_info { const char *name; int classification; int higher_is_better; };
+
+static const struct metric_info metrics[] = {
+    {"accuracy", 1, 1}, {"balanced_accuracy", 1, 1}, {"logloss", 1, 0},
+    {"roc_auc", 1, 1},  {"f1_macro", 1, 1},          {"rmse", 0, 0},
+    {"mae", 0, 0},      {"r2", 0, 1},
+};
+
+struct family_info { const char *name; int regression; };
+
+static const struct family_info families[] = {
+    {"linear", 1}, {"rf", 1}, {"extratrees", 1}, {"gbm", 1}, {"knn", 1}, {"nb", 0}, {"mlp", 1},
+};
+
+#define N_FAMILIES (sizeof families / sizeof families[0])
+
+static const struct metric_info *metric_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof metrics / sizeof metrics[0]; i++)
+        if (strcmp(metrics[i].name, name) == 0) return &metrics[i];
+    return NULL;
+}
+
+static const struct family_info *family_find(const char *name)
+{
+    for (size_t i = 0; i < N_FAMILIES; i++)
+        if (strcmp(families[i].name, name) == 0) return &families[i];
+    return NULL;
+}
+
+#define JOB_COLUMNS                                                                   \
+    "j.id, j.dataset_id, j.state, j.target, j.task, j.metric, j.higher_is_better,"    \
+    " to_jsonb(j.models) AS models, j.strategy,"                                      \
+    " json_build_object('max_trials', j.max_trials, 'max_seconds', j.max_seconds,"   \
+    "   'trial_timeout_seconds', j.trial_timeout_seconds,"                            \
+    "   'max_failed_trials', j.max_failed_trials) AS budget,"                         \
+    " j.cv, j.seed, j.parallelism, j.cancel_requested, j.error,"                      \
+    " " PGJSON_TS("j.created_at") " AS created_at,"                                   \
+    " " PGJSON_TS("j.started_at") " AS started_at,"                                   \
+    " " PGJSON_TS("j.finished_at") " AS finished_at"
+
+/* Progress and the best trial so far, computed from the trials. */
+#define JOB_PROGRESS                                                                  \
+    ", (SELECT json_build_object("                                                     \
+    "     'trials', count(*), 'succeeded', count(*) FILTER (WHERE t.state = 'succeeded')," \
+    "     'running', count(*) FILTER (WHERE t.state = 'running'),"                     \
+    "     'failed', count(*) FILTER (WHERE t.state = 'failed'),"                       \
+    "     'cancelled', count(*) FILTER (WHERE t.state = 'cancelled'),"                 \
+    "     'max_trials', j.max_trials,"                                                 \
+    "     'elapsed_seconds', extract(epoch FROM coalesce(j.finished_at, now()) - j.started_at)," \
+    "     'remaining_seconds', CASE WHEN j.started_at IS NULL THEN j.max_seconds"     \
+    "        WHEN j.finished_at IS NOT NULL THEN 0"                                    \
+    "        ELSE greatest(0, j.max_seconds - extract(epoch FROM now() - j.started_at)) END)" \
+    "   FROM trials t WHERE t.job_id = j.id) AS progress,"                             \
+    " (SELECT json_build_object('model_id', t.id, 'family', t.family, 'score', t.score," \
+    "     'score_std', t.score_std, 'params', t.params)"                              \
+    "   FROM trials t WHERE t.job_id = j.id AND t.state = 'succeeded'"                 \
+    "   ORDER BY CASE WHEN j.higher_is_better THEN -t.score ELSE t.score END, t.seq LIMIT 1) AS best"
+
+static int not_found(struct http_req *r, const char *what)
+{
+    return http_problem(r, 404, "not-found", "Not found", NULL, "no %s at %s", what, r->path);
+}
+
+static int exec_ok(PGconn *db, const char *sql)
+{
+    PGresult *res = PQexec(db, sql);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
+/* An integer member in [lo, hi], dflt when absent. */
+static long validate_int(struct validator *v, const cJSON *obj, const char *name, const char *field,
+                         long lo, long hi, long dflt)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (it == NULL || cJSON_IsNull(it)) return dflt;
+    double d = cJSON_GetNumberValue(it);
+    if (!cJSON_IsNumber(it) || d != floor(d) || d < (double)lo || d > (double)hi) {
+        validate_error(v, field, "must be an integer from %ld to %ld", lo, hi);
+        return dflt;
+    }
+    return (long)d;
+}
+
+/* The dataset's profile facts a job needs: its kind, suggested target and
+ * task, and the type and distinct count of the chosen target column. */
+struct dataset_facts {
+    int found;
+    char kind[16];
+    char target[256];
+    char task[32];
+    cJSON *profile;
+};
+
+static int load_dataset(struct http_req *r, const char *id, struct dataset_facts *f)
+{
+    memset(f, 0, sizeof *f);
+    const char *p[2] = {id, r->auth.team_id};
+    PGresult *res = pool_exec(&r->db,
+        "SELECT kind, profile FROM datasets WHERE id = $1 AND team_id = $2", 2, p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return -1;
+    }
+    if (PQntuples(res) == 1) {
+        f->found = 1;
+        snprintf(f->kind, sizeof f->kind, "%s", PQgetvalue(res, 0, 0));
+        f->profile = cJSON_Parse(PQgetvalue(res, 0, 1));
+        const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(f->profile, "target"));
+        const char *k = cJSON_GetStringValue(cJSON_GetObjectItem(f->profile, "task"));
+        snprintf(f->target, sizeof f->target, "%s", t ? t : "");
+        snprintf(f->task, sizeof f->task, "%s", k ? k : "");
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* The task for a target other than the suggested one: from its column. */
+static const char *task_of_column(const cJSON *profile, const char *target)
+{
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItem(profile, "columns")) {
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(c, "name"));
+        if (name == NULL || strcmp(name, target) != 0) continue;
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(c, "type"));
+        double distinct = cJSON_GetNumberValue(cJSON_GetObjectItem(c, "distinct"));
+        if (type && strcmp(type, "float") == 0) return "regression";
+        if (type && strcmp(type, "integer") == 0) return distinct <= 20 ? "classification" : "regression";
+        return "classification";
+    }
+    return NULL; /* no such column */
+}
+
+int jobs_create(struct http_req *r)
+{
+    int ret;
+    cJSON *in = http_json_body(r, 0, &ret);
+    if (in == NULL) return ret;
+    if (http_db(r) == NULL) {
+        cJSON_Delete(in);
+        return http_problem_db_unavailable(r, "creating a job");
+    }
+    struct validator v;
+    validator_init(&v);
+    validate_only(&v, in, NULL, (const char *const[]){"dataset_id", "target", "task", "metric", "models",
+                                                "strategy", "budget", "cv", "seed", "parallelism",
+                                                NULL});
+    struct dataset_facts ds = {0};
+    const char *dataset_id = validate_string(&v, in, "dataset_id", 1, 36, 36);
+    if (dataset_id && !http_is_uuid(dataset_id)) {
+        validate_error(&v, "dataset_id", "must be a data set id (a UUID)");
+        dataset_id = NULL;
+    }
+    if (dataset_id) {
+        if (load_dataset(r, dataset_id, &ds) < 0) {
+            validator_free(&v);
+            cJSON_Delete(in);
+            return http_problem_db_unavailable(r, "reading the data set");
+        }
+        if (!ds.found) validate_error(&v, "dataset_id", "no such data set in your team");
+        else if (strcmp(ds.kind, "tabular") != 0)
+            validate_error(&v, "dataset_id", "is an image data set: image search (NAS) jobs are not available yet");
+    }
+
+    const char *target = validate_string(&v, in, "target", 0, 1, 255);
+    if (ds.found && target == NULL && cJSON_GetObjectItem(in, "target") == NULL) target = ds.target;
+    const char *task = validate_enum(&v, in, "task",
+                                     (const char *const[]){"auto", "classification", "regression", NULL},
+                                     "auto");
+    if (ds.found && target && *target && task) {
+        const char *col_task = task_of_column(ds.profile, target);
+        if (col_task == NULL) validate_error(&v, "target", "the data set has no column '%s'", target);
+        else if (strcmp(task, "auto") == 0)
+            task = strcmp(target, ds.target) == 0 && ds.task[0] ? ds.task : col_task;
+    }
+    int classification = task && strcmp(task, "classification") == 0;
+
+    const char *metric = validate_string(&v, in, "metric", 0, 1, 64);
+    const struct metric_info *mi = NULL;
+    if (metric) {
+        mi = metric_find(metric);
+        if (mi == NULL)
+            validate_error(&v, "metric", "must be one of accuracy, balanced_accuracy, logloss, "
+                                         "roc_auc, f1_macro (classification), rmse, mae, r2 (regression)");
+        else if (task && strcmp(task, "auto") != 0 && mi->classification != classification)
+            validate_error(&v, "metric", "%s does not apply to %s", metric, task);
+    }
+    if (mi == NULL && task && strcmp(task, "auto") != 0) mi = metric_find(classification ? "logloss" : "rmse");
+
+    /* models: the families to search in the order given (repeats dropped),
+     * default every applicable one. */
+    char models[256] = "{";
+    int chosen[N_FAMILIES] = {0};
+    const cJSON *m = cJSON_GetObjectItem(in, "models");
+    if (m && !cJSON_IsNull(m)) {
+        if (!cJSON_IsArray(m) || cJSON_GetArraySize(m) == 0 || cJSON_GetArraySize(m) > 64) {
+            validate_error(&v, "models", "must be a non-empty array of model families");
+        } else {
+            int i = 0;
+            const cJSON *it;
+            cJSON_ArrayForEach(it, m) {
+                char field[32];
+                snprintf(field, sizeof field, "models[%d]", i++);
+                const struct family_info *fi = cJSON_IsString(it) ? family_find(it->valuestring) : NULL;
+                if (fi == NULL) {
+                    validate_error(&v, field, "must be one of linear, rf, extratrees, gbm, knn, nb, mlp");
+                    continue;
+                }
+                if (!classification && !fi->regression && task && strcmp(task, "auto") != 0) {
+                    validate_error(&v, field, "%s does not do regression", fi->name);
+                    continue;
+                }
+                size_t k = (size_t)(fi - families);
+                if (chosen[k]++) continue;
+                strncat(models, models[1] ? "," : "", sizeof models - strlen(models) - 1);
+                strncat(models, fi->name, sizeof models - strlen(models) - 1);
+            }
+        }
+    } else {
+        for (size_t i = 0; i < N_FAMILIES; i++) {
+            if (!classification && !families[i].regression) continue;
+            strncat(models, models[1] ? "," : "", sizeof models - strlen(models) - 1);
+            strncat(models, families[i].name, sizeof models - strlen(models) - 1);
+        }
+    }
+    strncat(models, "}", sizeof models - strlen(models) - 1);
+
+    const cJSON *s = cJSON_GetObjectItem(in, "strategy");
+    const char *strategy = "random";
+    if (s && !cJSON_IsNull(s)) {
+        if (!cJSON_IsString(s) || strcmp(s->valuestring, "random") != 0) {
+            validate_error(&v, "strategy", "must be random (tpe and asha are not available yet)");
+        }
+    }
+
+    const cJSON *budget = cJSON_GetObjectItem(in, "budget");
+    if (budget && !cJSON_IsObject(budget)) validate_error(&v, "budget", "must be an object");
+    if (cJSON_IsObject(budget))
+        validate_only(&v, budget, "budget", (const char *const[]){"max_trials", "max_seconds",
+                                                        "trial_timeout_seconds",
+                                                        "max_failed_trials", NULL});
+    long max_trials = validate_int(&v, budget, "max_trials", "budget.max_trials", 1, 100000, 20);
+    long max_seconds = validate_int(&v, budget, "max_seconds", "budget.max_seconds", 1, 604800, 600);
+    long trial_timeout = validate_int(&v, budget, "trial_timeout_seconds",
+                                      "budget.trial_timeout_seconds", 1, 86400, 300);
+    long max_failed = validate_int(&v, budget, "max_failed_trials", "budget.max_failed_trials", 0,
+                                   100000, max_trials);
+
+    const cJSON *cv = cJSON_GetObjectItem(in, "cv");
+    char cv_json[64] = "{\"folds\": 5}";
+    if (cv && !cJSON_IsNull(cv)) {
+        if (!cJSON_IsObject(cv)) {
+            validate_error(&v, "cv", "must be {\"folds\": k} or {\"holdout\": fraction}");
+        } else {
+            validate_only(&v, cv, "cv", (const char *const[]){"folds", "holdout", NULL});
+            const cJSON *folds = cJSON_GetObjectItem(cv, "folds");
+            const cJSON *holdout = cJSON_GetObjectItem(cv, "holdout");
+            if (folds && holdout) validate_error(&v, "cv", "give folds or holdout, not both");
+            else if (holdout) {
+                double h = cJSON_GetNumberValue(holdout);
+                if (!cJSON_IsNumber(holdout) || !(h >= 0.05 && h <= 0.5))
+                    validate_error(&v, "cv.holdout", "must be a fraction from 0.05 to 0.5");
+                else snprintf(cv_json, sizeof cv_json, "{\"holdout\": %.6g}", h);
+            } else {
+                long k = validate_int(&v, cv, "folds", "cv.folds", 2, 20, 5);
+                snprintf(cv_json, sizeof cv_json, "{\"folds\": %ld}", k);
+            }
+        }
+    }
+    long seed = validate_int(&v, in, "seed", "seed", 0, 2147483647, 0);
+    long parallelism = validate_int(&v, in, "parallelism", "parallelism", 1, 1024, 2);
+
+    if (validator_failed(&v)) {
+        cJSON_Delete(ds.profile);
+        cJSON_Delete(in);
+        return http_problem_invalid(r, validator_take(&v));
+    }
+    validator_free(&v);
+
+    char nums[6][24];
+    snprintf(nums[0], sizeof nums[0], "%ld", max_trials);
+    snprintf(nums[1], sizeof nums[1], "%ld", max_seconds);
+    snprintf(nums[2], sizeof nums[2], "%ld", trial_timeout);
+    snprintf(nums[3], sizeof nums[3], "%ld", max_failed);
+    snprintf(nums[4], sizeof nums[4], "%ld", parallelism);
+    snprintf(nums[5], sizeof nums[5], "%ld", seed);
+    const char *p[15] = {r->auth.team_id, dataset_id, target, task, mi->name,
+                         mi->higher_is_better ? "true" : "false", models, strategy,
+                         nums[0], nums[1], nums[2], nums[3], nums[4], cv_json, nums[5]};
+    PGresult *res = pool_exec(&r->db,
+        "WITH j AS (INSERT INTO jobs (team_id, dataset_id, target, task, metric, higher_is_better,"
+        "   models, strategy, max_trials, max_seconds, trial_timeout_seconds, max_failed_trials,"
+        "   parallelism, cv, seed)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11, $12, $13, $14::jsonb, $15)"
+        " RETURNING *), n AS (SELECT pg_notify('podium_jobs', id::text) FROM j)"
+        " SELECT " JOB_COLUMNS " FROM j, n",
+        15, p);
+    cJSON_Delete(ds.profile);
+    cJSON_Delete(in);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ret = http_problem_db(r, res);
+        PQclear(res);
+        return ret;
+    }
+    cJSON *job = pgjson_row(res, 0);
+    PQclear(res);
+    char location[80];
+    snprintf(location, sizeof location, "/v1/jobs/%s",
+             cJSON_GetStringValue(cJSON_GetObjectItem(job, "id")));
+    return http_respond_json_at(r, 202, job, location);
+}
+
+/* --- reading ------------------------------------------------------------------ */
+
+int jobs_list(struct http_req *r)
+{
+    if (http_db(r) == NULL) return http_problem_db_unavailable(r, "jobs");
+    const char *lim = http_query(r, "limit");
+    long limit = 50;
+    if (lim) {
+        char *end;
+        limit = strtol(lim, &end, 10);
+        if (*end || limit < 1 || limit > 500)
+            return http_problem(r, 400, "invalid-parameter", "Invalid parameter", "limit",
+                                "limit must be an integer from 1 to 500");
+    }
+    const char *state = http_query(r, "state");
+    if (state && strcmp(state, "queued") && strcmp(state, "running") && strcmp(state, "succeeded") &&
+        strcmp(state, "failed") && strcmp(state, "cancelled"))
+        return http_problem(r, 400, "invalid-parameter", "Invalid parameter", "state",
+                            "state must be queued, running, succeeded, failed or cancelled");
+    char lim_s[16];
+    snprintf(lim_s, sizeof lim_s, "%ld", limit);
+    const char *p[3] = {r->auth.team_id, lim_s, state};
+    PGresult *res = pool_exec(&r->db,
+        "SELECT " JOB_COLUMNS JOB_PROGRESS " FROM jobs j WHERE j.team_id = $1"
+        " AND ($3::text IS NULL OR j.state = $3) ORDER BY j.created_at DESC, j.id DESC LIMIT $2",
+        3, p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        int ret = http_problem_db(r, res);
+        PQclear(res);
+        return ret;
+    }
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddItemToObject(out, "items", pgjson_rows(res));
+    PQclear(res);
+    return http_respond_json(r, 200, out);
+}
+
+/* One job of the caller's team, with progress; NULL (response queued) when
+ * it is not there. */
+static PGresult *fetch_job(struct http_req *r, int *ret)
+{
+    const char *id = http_param(r, "job_id");
+    if (!http_is_uuid(id)) {
+        *ret = not_found(r, "job");
+        return NULL;
+    }
+    if (http_db(r) == NULL) {
+        *ret = http_problem_db_unavailable(r, "job");
+        return NULL;
+    }
+    const char *p[2] = {id, r->auth.team_id};
+    PGresult *res = pool_exec(&r->db,
+        "SELECT " JOB_COLUMNS JOB_PROGRESS " FROM jobs j WHERE j.id = $1 AND j.team_id = $2", 2, p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        *ret = http_problem_db(r, res);
+        PQclear(res);
+        return NULL;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        *ret = not_found(r, "job");
+        return NULL;
+    }
+    return res;
+}
+
+int jobs_get(struct http_req *r)
+{
+    int ret;
+    PGresult *res = fetch_job(r, &ret);
+    if (res == NULL) return ret;
+    cJSON *job = pgjson_row(res, 0);
+    PQclear(res);
+    return http_respond_json(r, 200, job);
+}
+
+/* PATCH /v1/jobs/{id}: raise (or lower) the budget of a job that has not
+ * finished. */
+int jobs_update(struct http_req *r)
+{
+    const char *id = http_param(r, "job_id");
+    if (!http_is_uuid(id)) return not_found(r, "job");
+    int ret;
+    cJSON *in = http_json_body(r, 0, &ret);
+    if (in == NULL) return ret;
+    struct validator v;
+    validator_init(&v);
+    validate_only(&v, in, NULL, (const char *const[]){"budget", "parallelism", NULL});
+    const cJSON *budget = cJSON_GetObjectItem(in, "budget");
+    if (budget && !cJSON_IsObject(budget)) validate_error(&v, "budget", "must be an object");
+    if (cJSON_IsObject(budget))
+        validate_only(&v, budget, "budget", (const char *const[]){"max_trials", "max_seconds",
+                                                        "trial_timeout_seconds",
+                                                        "max_failed_trials", NULL});
+    long vals[5] = {
+        validate_int(&v, budget, "max_trials", "budget.max_trials", 1, 100000, -1),
+        validate_int(&v, budget, "max_seconds", "budget.max_seconds", 1, 604800, -1),
+        validate_int(&v, budget, "trial_timeout_seconds", "budget.trial_timeout_seconds", 1, 86400, -1),
+        validate_int(&v, budget, "max_failed_trials", "budget.max_failed_trials", 0, 100000, -1),
+        validate_int(&v, in, "parallelism", "parallelism", 1, 1024, -1),
+    };
+    cJSON_Delete(in);
+    if (validator_failed(&v)) return http_problem_invalid(r, validator_take(&v));
+    validator_free(&v);
+    if (http_db(r) == NULL) return http_problem_db_unavailable(r, "updating a job");
+    char s[5][24];
+    const char *p[7] = {id, r->auth.team_id};
+    for (int i = 0; i < 5; i++) {
+        snprintf(s[i], sizeof s[i], "%ld", vals[i]);
+        p[2 + i] = vals[i] >= 0 ? s[i] : NULL;
+    }
+    PGresult *res = pool_exec(&r->db,
+        "WITH u AS (UPDATE jobs SET max_trials = coalesce($3::int, max_trials),"
+        "   max_seconds = coalesce($4::int, max_seconds),"
+        "   trial_timeout_seconds = coalesce($5::int, trial_timeout_seconds),"
+        "   max_failed_trials = coalesce($6::int, max_failed_trials),"
+        "   parallelism = coalesce($7::int, parallelism)"
+        " WHERE id = $1 AND team_id = $2 AND state IN ('queued', 'running') RETURNING id),"
+        " n AS (SELECT pg_notify('podium_jobs', id::text) FROM u)"
+        " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM n),"
+        "        (SELECT state FROM jobs WHERE id = $1 AND team_id = $2)",
+        7, p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ret = http_problem_db(r, res);
+        PQclear(res);
+        return ret;
+    }
+    int updated = atoi(PQgetvalue(res, 0, 0));
+    int exists = !PQgetisnull(res, 0, 2);
+    char state[16];
+    snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+    if (!exists) return not_found(r, "job");
+    if (!updated)
+        return http_problem(r, 409, "job-finished", "Conflict", NULL,
+                            "the job has %s: its budget can no longer change", state);
+    return jobs_get(r);
+}
+
+int jobs_cancel(struct http_req *r)
+{
+    const char *id = http_param(r, "job_id");
+    if (!http_is_uuid(id)) return not_found(r, "job");
+    if (http_db(r) == NULL) return http_problem_db_unavailable(r, "cancelling a job");
+    const char *p[2] = {id, r->auth.team_id};
+    /* A queued job no scheduler has touched is cancelled here and now; a
+     * running one is flagged and its scheduler stops its trainers. */
+    PGresult *res = pool_exec(&r->db,
+        "WITH u AS (UPDATE jobs SET cancel_requested = true,"
+        "   state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END,"
+        "   finished_at = CASE WHEN state = 'queued' THEN now() ELSE finished_at END"
+        " WHERE id = $1 AND team_id = $2 AND state IN ('queued', 'running') RETURNING id),"
+        " n AS (SELECT pg_notify('podium_jobs', id::text) FROM u)"
+        " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM n),"
+        "        (SELECT state FROM jobs WHERE id = $1 AND team_id = $2)",
+        2, p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        int ret = http_problem_db(r, res);
+        PQclear(res);
+        return ret;
+    }
+    int updated = atoi(PQgetvalue(res, 0, 0));
+    int exists = !PQgetisnull(res, 0, 2);
+    char state[16];
+    snprintf(state, sizeof state, "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+    if (!exists) return not_found(r, "job");
+    if (!updated)
+        return http_problem(r, 409, "job-finished", "Conflict", NULL, "the job has %s already", state);
+    int ret;
+    res = fetch_job(r, &ret);
+    if (res == NULL) return ret;
+    cJSON *job = pgjson_row(res, 0);
+    PQclear(res);
+    return http_respond_json(r, 202, job);
+}
+
+#define TRIAL_COLUMNS                                                                  \
+    "t.id, t.job_id, t.seq, t.state, t.family, t.params, t.attempts, t.score, t.score_std," \
+    " t.metrics, t.fit_seconds, t.predict_us_per_row, t.model_bytes, t.failure_reason,"     \
+    " t.progress, " PGJSON_TS("t.started_at") " AS started_at,"                            \
+    " " PGJSON_TS("t.finished_at") " AS finished_at"
+
+int jobs_trials(struct http_req *r)
+{
+    int ret;
+    PGresult *job = fetch_job(r, &ret);
+    if (job == NULL) return ret;
+    PQclear(job);
+    const char *p[2] = {http_param(r, "job_id"), r->auth.team_id};
+    PGresult *res = pool_exec(&r->db,
+        "SELECT " TRIAL_COLUMNS " FROM trials t WHERE t.job_id = $1 AND t.team_id = $2"
+        " ORDER BY t.seq", 2, p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        ret = http_problem_db(r, res);
+        PQclear(res);
+        return ret;
+    }
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddItemToObject(out, "items", pgjson_rows(res));
+    PQclear(res);
+    return http_respond_json(r, 200, out);
+}
+
+int trials_get(struct http_req *r)
+{
+    const char *id = http_param(r, "trial_id");
+    if (!http_is_uuid(id)) return not_found(r, "trial");
+    if (http_db(r) == NULL) return http_problem_db_unavailable(r, "trial");
+    const char *p[2] = {id, r->auth.team_id};
+    PGresult *res = pool_exec(&r->db,
+        "SELECT " TRIAL_COLUMNS ", t.learning_curve, t.stderr_tail, t.lease_owner"
+        " FROM trials t WHERE t.id = $1 AND t.team_id = $2", 2, p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        int ret = http_problem_db(r, res);
+        PQclear(res);
+        return ret;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return not_found(r, "trial");
+    }
+    cJSON *t = pgjson_row(res, 0);
+    PQclear(res);
+    return http_respond_json(r, 200, t);
+}
+
+/* --- leaderboards ---------------------------------------------------------------------- */
+
+/* Leaderboard rows: rank, model, family, params, the job's metric and the
+ * others, costs. `where` selects the trials (t) of jobs (j). */
+#define LEADERBOARD_SQL(where)                                                          \
+    "SELECT rank() OVER (ORDER BY CASE WHEN j.higher_is_better THEN -t.score ELSE t.score END)" \
+    "   AS rank, t.id AS model_id, t.job_id, t.family, t.params, j.metric, t.score,"    \
+    "   t.score_std, t.metrics, t.fit_seconds, t.predict_us_per_row, t.model_bytes,"    \
+    "   " PGJSON_TS("t.finished_at") " AS trained_at"                                   \
+    " FROM trials t JOIN jobs j ON j.id = t.job_id"                                      \
+    " WHERE t.state = 'succeeded' AND " where                                            \
+    " ORDER BY rank, t.finished_at, t.id"
+
+/* A leaderboard as JSON, or CSV for Accept: text/csv; ETag from the rows. */
+static int respond_leaderboard(struct http_req *r, PGresult *res, cJSON *head)
+{
+    int rows = PQntuples(res);
+    const char *accept = http_header(r, "Accept");
+    int csv = accept && strstr(accept, "text/csv") != NULL;
+    char *body = NULL;
+    size_t len = 0;
+    if (csv) {
+        FILE *f = open_memstream(&body, &len);
+        fprintf(f, "rank,model_id,job_id,family,metric,score,score_std,fit_seconds,"
+                   "predict_us_per_row,model_bytes,params\n");
+        for (int i = 0; i < rows; i++) {
+            const char *params = PQgetvalue(res, i, 4);
+            fprintf(f, "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,\"", PQgetvalue(res, i, 0),
+                    PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+                    PQgetvalue(res, i, 5), PQgetvalue(res, i, 6), PQgetvalue(res, i, 7),
+                    PQgetvalue(res, i, 9), PQgetvalue(res, i, 10), PQgetvalue(res, i, 11));
+            for (const char *c = params; *c; c++) {
+                if (*c == '"') fputc('"', f);
+                fputc(*c, f);
+            }
+            fputs("\"\n", f);
+        }
+        fclose(f);
+        cJSON_Delete(head);
+    } else {
+        cJSON_AddItemToObject(head, "items", pgjson_rows(res));
+        body = cJSON_PrintUnformatted(head);
+        cJSON_Delete(head);
+        len = body ? strlen(body) : 0;
+    }
+    if (body == NULL) return MHD_NO;
+    unsigned char h[CRYPTO_SHA256_LEN];
+    char etag[40] = "\"";
+    crypto_sha256(body, len, h);
+    crypto_hex(h, 16, etag + 1);
+    strcat(etag, "\"");
+    const char *inm = http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    if (inm && strstr(inm, etag)) {
+        free(body);
+        return http_respond_not_modified(r, etag);
+    }
+    return http_respond_bytes(r, 200, csv ? "text/csv" : "application/json", body, len, etag);
+}
+
+int jobs_leaderboard(struct http_req *r)
+{
+    int ret;
+    PGresult *job = fetch_job(r, &ret);
+    if (job == NULL) return ret;
+    cJSON *head = cJSON_CreateObject();
+    cJSON_AddStringToObject(head, "job_id", PQgetvalue(job, 0, PQfnumber(job, "id")));
+    cJSON_AddStringToObject(head, "metric", PQgetvalue(job, 0, PQfnumber(job, "metric")));
+    cJSON_AddBoolToObject(head, "higher_is_better",
+                          PQgetvalue(job, 0, PQfnumber(job, "higher_is_better"))[0] == 't');
+    cJSON_AddStringToObject(head, "state", PQgetvalue(job, 0, PQfnumber(job, "state")));
+    PQclear(job);
+    const char *p[2] = {http_param(r, "job_id"), r->auth.team_id};
+    PGresult *res = pool_exec(&r->db, LEADERBOARD_SQL("t.job_id = $1 AND t.team_id = $2"), 2, p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cJSON_Delete(head);
+        ret = http_problem_db(r, res);
+        PQclear(res);
+        return ret;
+    }
+    ret = respond_leaderboard(r, res, head);
+    PQclear(res);
+    return ret;
+}
+
+/* GET /v1/leaderboards?dataset_id=…[&target=…][&metric=…]: every model the
+ * team trained on that data set (and target), ranked by one metric. Scores
+ * from different metrics do not compare: the metric defaults to the most
+ * recent job's. */
+int leaderboards_team(struct http_req *r)
+{
+    const char *dataset = http_query(r, "dataset_id");
+    if (!http_is_uuid(dataset))
+        return http_problem(r, 400, "invalid-parameter", "Invalid parameter", "dataset_id",
+                            "dataset_id is required and must be a data set id");
+    const char *target = http_query(r, "target");
+    const char *metric = http_query(r, "metric");
+    if (metric && metric_find(metric) == NULL)
+        return http_problem(r, 400, "invalid-parameter", "Invalid parameter", "metric",
+                            "unknown metric '%s'", metric);
+    if (http_db(r) == NULL) return http_problem_db_unavailable(r, "leaderboard");
+    const char *p[4] = {r->auth.team_id, dataset, target, metric};
+    PGresult *pick = pool_exec(&r->db,
+        "SELECT target, metric FROM jobs WHERE team_id = $1 AND dataset_id = $2"
+        " AND ($3::text IS NULL OR target = $3) AND ($4::text IS NULL OR metric = $4)"
+        " ORDER BY created_at DESC LIMIT 1", 4, p);
+    if (PQresultStatus(pick) != PGRES_TUPLES_OK) {
+        int ret = http_problem_db(r, pick);
+        PQclear(pick);
+        return ret;
+    }
+    cJSON *head = cJSON_CreateObject();
+    cJSON_AddStringToObject(head, "dataset_id", dataset);
+    if (PQntuples(pick) == 0) {
+        PQclear(pick);
+        cJSON_AddItemToObject(head, "items", cJSON_CreateArray());
+        return http_respond_json(r, 200, head);
+    }
+    char tgt[256], met[32];
+    snprintf(tgt, sizeof tgt, "%s", PQgetvalue(pick, 0, 0));
+    snprintf(met, sizeof met, "%s", PQgetvalue(pick, 0, 1));
+    PQclear(pick);
+    cJSON_AddStringToObject(head, "target", tgt);
+    cJSON_AddStringToObject(head, "metric", met);
+    const char *q[4] = {r->auth.team_id, dataset, tgt, met};
+    PGresult *res = pool_exec(&r->db,
+        LEADERBOARD_SQL("t.team_id = $1 AND j.dataset_id = $2 AND j.target = $3 AND j.metric = $4"),
+        4, q);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cJSON_Delete(head);
+        int ret = http_problem_db(r, res);
+        PQclear(res);
+        return ret;
+    }
+    int ret = respond_leaderboard(r, res, head);
+    PQclear(res);
+    return ret;
+}
+
+/* --- models ------------------------------------------------------------------------ */
+
+int models_get(struct http_req *r)
+{
+    const char *id = http_param(r, "model_id");
+    if (!http_is_uuid(id)) return not_found(r, "model");
+    if (http_db(r) == NULL) return http_problem_db_unavailable(r, "model");
+    const char *p[2] = {id, r->auth.team_id};
+    PGresult *res = pool_exec(&r->db,
+        "SELECT t.id, t.job_id, j.dataset_id, j.target, j.task, t.family, t.params, j.metric,"
+        " t.score, t.score_std, t.metrics, t.fit_seconds, t.predict_us_per_row, t.model_bytes,"
+        " encode(t.artifact_sha256, 'hex') AS artifact_sha256,"
+        " " PGJSON_TS("t.finished_at") " AS trained_at"
+        " FROM trials t JOIN jobs j ON j.id = t.job_id"
+        " WHERE t.id = $1 AND t.team_id = $2 AND t.state = 'succeeded'", 2, p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        int ret = http_problem_db(r, res);
+        PQclear(res);
+        return ret;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return not_found(r, "model");
+    }
+    cJSON *m = pgjson_row(res, 0);
+    PQclear(res);
+    return http_respond_json(r, 200, m);
+}
+
+struct artifact_stream {
+    struct pool_conn db;
+    struct blob_reader *blob;
+};
+
+static ssize_t artifact_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct artifact_stream *a = cls;
+    const void *data;
+    if (max > 256 * 1024) max = 256 * 1024;
+    ssize_t n = blob_reader_read(a->blob, &data);
+    if (n == 0) return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t take = (size_t)n < max ? (size_t)n : max;
+    memcpy(buf, data, take);
+    if ((size_t)n > take && blob_reader_seek(a->blob, (int64_t)(pos + take), SEEK_SET) < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return (ssize_t)take;
+}
+
+static void artifact_done(void *cls)
+{
+    struct artifact_stream *a = cls;
+    blob_reader_close(a->blob);
+    if (a->db.pg) {
+        PQclear(PQexec(a->db.pg, "COMMIT"));
+        pool_release(&a->db);
+    }
+    free(a);
+}
+
+int models_artifact(struct http_req *r)
+{
+    const char *id = http_param(r, "model_id");
+    if (!http_is_uuid(id)) return not_found(r, "model");
+    if (http_db(r) == NULL) return http_problem_db_unavailable(r, "model");
+    const char *p[2] = {id, r->auth.team_id};
+    PGresult *res = pool_exec(&r->db,
+        "SELECT t.artifact_lo, encode(t.artifact_sha256, 'hex'), encode(t.artifact_sha256, 'base64'),"
+        " 0, t.family"
+        " FROM trials t WHERE t.id = $1 AND t.team_id = $2 AND t.state = 'succeeded'"
+        " AND t.artifact_lo IS NOT NULL", 2, p);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        int ret = http_problem_db(r, res);
+        PQclear(res);
+        return ret;
+    }
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return not_found(r, "model");
+    }
+    Oid lo = (Oid)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+    char etag[80], digest[80], disposition[120];
+    snprintf(etag, sizeof etag, "\"%s\"", PQgetvalue(res, 0, 1));
+    snprintf(digest, sizeof digest, "sha-256=:%s:", PQgetvalue(res, 0, 2));
+    snprintf(disposition, sizeof disposition, "attachment; filename=\"%s-%.8s.pdm\"",
+             PQgetvalue(res, 0, 4), id);
+    PQclear(res);
+    const char *inm = http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    if (inm && strstr(inm, etag)) return http_respond_not_modified(r, etag);
+
+    struct artifact_stream *a = calloc(1, sizeof *a);
+    if (a == NULL) return MHD_NO;
+    a->db = r->db;
+    r->has_db = 0;
+    memset(&r->db, 0, sizeof r->db);
+    char err[256];
+    if (exec_ok(a->db.pg, "BEGIN READ ONLY") < 0 ||
+        (a->blob = blob_reader_open(a->db.pg, lo, 0, err, sizeof err)) == NULL) {
+        int ret = http_problem_db_unavailable(r, "opening the artifact");
+        artifact_done(a);
+        return ret;
+    }
+    /* The size from the object itself: pg_largeobject is not readable by
+     * an ordinary database role. */
+    int64_t end = blob_reader_seek(a->blob, 0, SEEK_END);
+    if (end < 0 || blob_reader_seek(a->blob, 0, SEEK_SET) != 0) {
+        int ret = http_problem_db_unavailable(r, "sizing the artifact");
+        artifact_done(a);
+        return ret;
+    }
+    uint64_t size = (uint64_t)end;
+    const char *headers[] = {MHD_HTTP_HEADER_ETAG, etag, "Repr-Digest", digest,
+                             MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition, NULL};
+    return http_respond_callback(r, 200, size, "application/octet-stream", headers, artifact_read,
+                                 a, artifact_done);
+}
