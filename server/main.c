@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "lib/db.h"
 #include "lib/log.h"
 #include "lib/migrate.h"
@@ -85,6 +87,10 @@ int main(int argc, char **argv)
     sigaddset(&stop, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    /* Predictions run on the HTTP workers: one BLAS thread each, not a
+     * pool per call competing with the workers for the cores. */
+    openblas_set_num_threads(1);
 
     if (prepare_database(&srv.cfg) < 0) return 1;
     if (srv.cfg.migrate_only) return 0;

@@ -8,6 +8,7 @@
 #include "server/datasets.h"
 #include "server/health.h"
 #include "server/jobs.h"
+#include "server/predict.h"
 #include "server/teams.h"
 
 /* A route whose body is collected (JSON), and one that streams it. */
@@ -43,6 +44,7 @@ const struct route server_routes[] = {
     ROUTE("GET", "/v1/leaderboards", ROUTE_MEMBER, leaderboards_team, "every model the team trained on a data set"),
     ROUTE("GET", "/v1/models/{model_id}", ROUTE_MEMBER, models_get, "a trained model"),
     ROUTE("GET", "/v1/models/{model_id}/artifact", ROUTE_MEMBER, models_artifact, "download a model file"),
+    ROUTE("POST", "/v1/models/{model_id}/predict", ROUTE_MEMBER, models_predict, "predictions for CSV or JSON rows"),
 };
 
 const size_t server_routes_count = sizeof server_routes / sizeof server_routes[0];
