@@ -16,6 +16,7 @@
 #include "lib/pgjson.h"
 #include "lib/blob.h"
 #include "server/pool.h"
+#include "server/resource.h"
 
 /* The columns of a data set as the API shows it; `profile` is added only
  * where the whole data set is asked for. */
@@ -117,15 +118,9 @@ cJSON *datasets_insert(PGconn *db, const struct dataset_new *d, PGresult **res_o
  * under inserts, and served by the (team_id, created_at, id) index. */
 int datasets_list(struct http_req *r)
 {
-    const char *lim = http_query(r, "limit");
-    long limit = 50;
-    if (lim) {
-        char *end;
-        limit = strtol(lim, &end, 10);
-        if (*end || limit < 1 || limit > 500)
-            return http_problem(r, 400, "invalid-parameter", "Invalid parameter", "limit",
-                                "limit must be an integer from 1 to 500");
-    }
+    int ret;
+    long limit;
+    if (resource_query_int(r, "limit", 1, 500, 50, &limit, &ret) < 0) return ret;
     const char *cursor = http_query(r, "cursor");
     char ts[24] = "", id[40] = "";
     if (cursor) {
@@ -138,7 +133,7 @@ int datasets_list(struct http_req *r)
         snprintf(id, sizeof id, "%s", us + 1);
     }
     if (http_db(r) == NULL) return http_problem_db_unavailable(r, "datasets");
-    char lim_s[16];
+    char lim_s[24];
     snprintf(lim_s, sizeof lim_s, "%ld", limit + 1);
     const char *p[4] = {r->auth.team_id, lim_s, cursor ? ts : NULL, cursor ? id : NULL};
     PGresult *res = pool_exec(&r->db,
@@ -150,7 +145,7 @@ int datasets_list(struct http_req *r)
         " ORDER BY d.created_at DESC, d.id DESC LIMIT $2",
         4, p);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        int ret = http_problem_db(r, res);
+        ret = http_problem_db(r, res);
         PQclear(res);
         return ret;
     }
@@ -177,33 +172,12 @@ int datasets_list(struct http_req *r)
  * a response was queued (404 or error) into *ret. */
 static PGresult *fetch(struct http_req *r, const char *extra, int *ret)
 {
-    const char *id = http_param(r, "dataset_id");
-    if (!http_is_uuid(id)) {
-        *ret = not_found(r);
-        return NULL;
-    }
-    if (http_db(r) == NULL) {
-        *ret = http_problem_db_unavailable(r, "dataset");
-        return NULL;
-    }
     char sql[1024];
     snprintf(sql, sizeof sql,
              "SELECT " DATASET_COLUMNS "%s FROM datasets d JOIN blobs b ON b.id = d.blob_id"
              " WHERE d.id = $1 AND d.team_id = $2",
              extra);
-    const char *p[2] = {id, r->auth.team_id};
-    PGresult *res = pool_exec(&r->db, sql, 2, p);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        *ret = http_problem_db(r, res);
-        PQclear(res);
-        return NULL;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        *ret = not_found(r);
-        return NULL;
-    }
-    return res;
+    return resource_fetch(r, "dataset_id", "data set", sql, ret);
 }
 
 int datasets_get(struct http_req *r)
@@ -392,16 +366,9 @@ out:
 
 int datasets_preview(struct http_req *r)
 {
-    long want = 20;
-    const char *rows = http_query(r, "rows");
-    if (rows) {
-        char *end;
-        want = strtol(rows, &end, 10);
-        if (*end || want < 1 || want > 1000)
-            return http_problem(r, 400, "invalid-parameter", "Invalid parameter", "rows",
-                                "rows must be an integer from 1 to 1000");
-    }
     int ret;
+    long want;
+    if (resource_query_int(r, "rows", 1, 1000, 20, &want, &ret) < 0) return ret;
     PGresult *res = fetch(r, ", b.lo, b.encoding = 'zstd' AS zstd, d.profile", &ret);
     if (res == NULL) return ret;
     int zstd = PQgetvalue(res, 0, PQfnumber(res, "zstd"))[0] == 't';

@@ -14,6 +14,7 @@
 #include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/pgjson.h"
+#include "server/resource.h"
 #include "server/validate.h"
 
 /* --- what a job may ask for ----------------------------------------------------- */
@@ -77,10 +78,7 @@ static const struct family_info *family_find(const char *name)
     "   FROM trials t WHERE t.job_id = j.id AND t.state = 'succeeded'"                 \
     "   ORDER BY CASE WHEN j.higher_is_better THEN -t.score ELSE t.score END, t.seq LIMIT 1) AS best"
 
-static int not_found(struct http_req *r, const char *what)
-{
-    return http_problem(r, 404, "not-found", "Not found", NULL, "no %s at %s", what, r->path);
-}
+#define not_found resource_not_found
 
 static int exec_ok(PGconn *db, const char *sql)
 {
@@ -336,22 +334,16 @@ int jobs_create(struct http_req *r)
 
 int jobs_list(struct http_req *r)
 {
+    int ret;
+    long limit;
+    if (resource_query_int(r, "limit", 1, 500, 50, &limit, &ret) < 0) return ret;
     if (http_db(r) == NULL) return http_problem_db_unavailable(r, "jobs");
-    const char *lim = http_query(r, "limit");
-    long limit = 50;
-    if (lim) {
-        char *end;
-        limit = strtol(lim, &end, 10);
-        if (*end || limit < 1 || limit > 500)
-            return http_problem(r, 400, "invalid-parameter", "Invalid parameter", "limit",
-                                "limit must be an integer from 1 to 500");
-    }
     const char *state = http_query(r, "state");
     if (state && strcmp(state, "queued") && strcmp(state, "running") && strcmp(state, "succeeded") &&
         strcmp(state, "failed") && strcmp(state, "cancelled"))
         return http_problem(r, 400, "invalid-parameter", "Invalid parameter", "state",
                             "state must be queued, running, succeeded, failed or cancelled");
-    char lim_s[16];
+    char lim_s[24];
     snprintf(lim_s, sizeof lim_s, "%ld", limit);
     const char *p[3] = {r->auth.team_id, lim_s, state};
     PGresult *res = pool_exec(&r->db,
@@ -359,7 +351,7 @@ int jobs_list(struct http_req *r)
         " AND ($3::text IS NULL OR j.state = $3) ORDER BY j.created_at DESC, j.id DESC LIMIT $2",
         3, p);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        int ret = http_problem_db(r, res);
+        ret = http_problem_db(r, res);
         PQclear(res);
         return ret;
     }
@@ -373,29 +365,8 @@ int jobs_list(struct http_req *r)
  * it is not there. */
 static PGresult *fetch_job(struct http_req *r, int *ret)
 {
-    const char *id = http_param(r, "job_id");
-    if (!http_is_uuid(id)) {
-        *ret = not_found(r, "job");
-        return NULL;
-    }
-    if (http_db(r) == NULL) {
-        *ret = http_problem_db_unavailable(r, "job");
-        return NULL;
-    }
-    const char *p[2] = {id, r->auth.team_id};
-    PGresult *res = pool_exec(&r->db,
-        "SELECT " JOB_COLUMNS JOB_PROGRESS " FROM jobs j WHERE j.id = $1 AND j.team_id = $2", 2, p);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        *ret = http_problem_db(r, res);
-        PQclear(res);
-        return NULL;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        *ret = not_found(r, "job");
-        return NULL;
-    }
-    return res;
+    return resource_fetch(r, "job_id", "job",
+        "SELECT " JOB_COLUMNS JOB_PROGRESS " FROM jobs j WHERE j.id = $1 AND j.team_id = $2", ret);
 }
 
 int jobs_get(struct http_req *r)
@@ -538,25 +509,9 @@ int jobs_trials(struct http_req *r)
 
 int trials_get(struct http_req *r)
 {
-    const char *id = http_param(r, "trial_id");
-    if (!http_is_uuid(id)) return not_found(r, "trial");
-    if (http_db(r) == NULL) return http_problem_db_unavailable(r, "trial");
-    const char *p[2] = {id, r->auth.team_id};
-    PGresult *res = pool_exec(&r->db,
+    return resource_get(r, "trial_id", "trial",
         "SELECT " TRIAL_COLUMNS ", t.learning_curve, t.stderr_tail, t.lease_owner"
-        " FROM trials t WHERE t.id = $1 AND t.team_id = $2", 2, p);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        int ret = http_problem_db(r, res);
-        PQclear(res);
-        return ret;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return not_found(r, "trial");
-    }
-    cJSON *t = pgjson_row(res, 0);
-    PQclear(res);
-    return http_respond_json(r, 200, t);
+        " FROM trials t WHERE t.id = $1 AND t.team_id = $2");
 }
 
 /* --- leaderboards ---------------------------------------------------------------------- */
@@ -701,29 +656,13 @@ int leaderboards_team(struct http_req *r)
 
 int models_get(struct http_req *r)
 {
-    const char *id = http_param(r, "model_id");
-    if (!http_is_uuid(id)) return not_found(r, "model");
-    if (http_db(r) == NULL) return http_problem_db_unavailable(r, "model");
-    const char *p[2] = {id, r->auth.team_id};
-    PGresult *res = pool_exec(&r->db,
+    return resource_get(r, "model_id", "model",
         "SELECT t.id, t.job_id, j.dataset_id, j.target, j.task, t.family, t.params, j.metric,"
         " t.score, t.score_std, t.metrics, t.fit_seconds, t.predict_us_per_row, t.model_bytes,"
         " encode(t.artifact_sha256, 'hex') AS artifact_sha256,"
         " " PGJSON_TS("t.finished_at") " AS trained_at"
         " FROM trials t JOIN jobs j ON j.id = t.job_id"
-        " WHERE t.id = $1 AND t.team_id = $2 AND t.state = 'succeeded'", 2, p);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        int ret = http_problem_db(r, res);
-        PQclear(res);
-        return ret;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return not_found(r, "model");
-    }
-    cJSON *m = pgjson_row(res, 0);
-    PQclear(res);
-    return http_respond_json(r, 200, m);
+        " WHERE t.id = $1 AND t.team_id = $2 AND t.state = 'succeeded'");
 }
 
 struct artifact_stream {
@@ -759,30 +698,19 @@ static void artifact_done(void *cls)
 
 int models_artifact(struct http_req *r)
 {
-    const char *id = http_param(r, "model_id");
-    if (!http_is_uuid(id)) return not_found(r, "model");
-    if (http_db(r) == NULL) return http_problem_db_unavailable(r, "model");
-    const char *p[2] = {id, r->auth.team_id};
-    PGresult *res = pool_exec(&r->db,
+    int ret;
+    PGresult *res = resource_fetch(r, "model_id", "model",
         "SELECT t.artifact_lo, encode(t.artifact_sha256, 'hex'), encode(t.artifact_sha256, 'base64'),"
-        " 0, t.family"
+        " t.id, t.family"
         " FROM trials t WHERE t.id = $1 AND t.team_id = $2 AND t.state = 'succeeded'"
-        " AND t.artifact_lo IS NOT NULL", 2, p);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        int ret = http_problem_db(r, res);
-        PQclear(res);
-        return ret;
-    }
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return not_found(r, "model");
-    }
+        " AND t.artifact_lo IS NOT NULL", &ret);
+    if (res == NULL) return ret;
     Oid lo = (Oid)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
     char etag[80], digest[80], disposition[120];
     snprintf(etag, sizeof etag, "\"%s\"", PQgetvalue(res, 0, 1));
     snprintf(digest, sizeof digest, "sha-256=:%s:", PQgetvalue(res, 0, 2));
     snprintf(disposition, sizeof disposition, "attachment; filename=\"%s-%.8s.pdm\"",
-             PQgetvalue(res, 0, 4), id);
+             PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 3));
     PQclear(res);
     const char *inm = http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
     if (inm && strstr(inm, etag)) return http_respond_not_modified(r, etag);
@@ -795,7 +723,7 @@ int models_artifact(struct http_req *r)
     char err[256];
     if (exec_ok(a->db.pg, "BEGIN READ ONLY") < 0 ||
         (a->blob = blob_reader_open(a->db.pg, lo, 0, err, sizeof err)) == NULL) {
-        int ret = http_problem_db_unavailable(r, "opening the artifact");
+        ret = http_problem_db_unavailable(r, "opening the artifact");
         artifact_done(a);
         return ret;
     }
@@ -803,7 +731,7 @@ int models_artifact(struct http_req *r)
      * an ordinary database role. */
     int64_t end = blob_reader_seek(a->blob, 0, SEEK_END);
     if (end < 0 || blob_reader_seek(a->blob, 0, SEEK_SET) != 0) {
-        int ret = http_problem_db_unavailable(r, "sizing the artifact");
+        ret = http_problem_db_unavailable(r, "sizing the artifact");
         artifact_done(a);
         return ret;
     }

@@ -15,6 +15,7 @@
 #include "lib/apikey.h"
 #include "lib/crypto.h"
 #include "lib/pgjson.h"
+#include "server/resource.h"
 #include "server/validate.h"
 
 #define KEY_COLUMNS \
@@ -171,12 +172,8 @@ static const char *own_team(struct http_req *r)
 
 int teams_get(struct http_req *r)
 {
-    const char *team = own_team(r);
-    if (team == NULL) return not_found(r, "team");
-    if (http_db(r) == NULL) return http_problem_db_unavailable(r, "team");
-    const char *p[1] = {team};
-    return respond_one(r, pool_exec(&r->db, "SELECT " TEAM_COLUMNS " FROM teams WHERE id = $1", 1, p),
-                       "team");
+    return resource_get(r, "team_id", "team",
+                        "SELECT " TEAM_COLUMNS " FROM teams WHERE id = $1 AND id = $2");
 }
 
 int keys_list(struct http_req *r)
@@ -237,12 +234,8 @@ int keys_create(struct http_req *r)
 
 int keys_get(struct http_req *r)
 {
-    const char *id = http_param(r, "key_id");
-    if (!http_is_uuid(id)) return not_found(r, "key");
-    if (http_db(r) == NULL) return http_problem_db_unavailable(r, "key");
-    const char *p[2] = {id, r->auth.team_id};
-    return respond_one(r, pool_exec(&r->db,
-        "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = $1 AND team_id = $2", 2, p), "key");
+    return resource_get(r, "key_id", "key",
+                        "SELECT " KEY_COLUMNS " FROM api_keys WHERE id = $1 AND team_id = $2");
 }
 
 int keys_revoke(struct http_req *r)
