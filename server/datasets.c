@@ -196,27 +196,30 @@ struct content_stream {
     struct pool_conn db;
     struct blob_reader *blob;
     uint64_t left;
+    const char *pending;   /* read from the blob, not yet handed out */
+    size_t pending_len;
 };
 
+/* libmicrohttpd asks for at most `max` bytes at a time, which may be less
+ * than a block of the blob (and a compressed blob cannot seek back), so
+ * what does not fit waits in `pending` for the next call. */
 static ssize_t content_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct content_stream *c = cls;
     if (c->left == 0) return MHD_CONTENT_READER_END_OF_STREAM;
-    size_t done = 0;
-    while (done == 0) {
+    if (c->pending_len == 0) {
         const void *data;
         ssize_t n = blob_reader_read(c->blob, &data);
         if (n <= 0) return MHD_CONTENT_READER_END_WITH_ERROR;
-        /* blob_reader_read hands out up to its block; give libmicrohttpd
-         * what fits and step back for the rest. */
-        size_t take = (size_t)n < max ? (size_t)n : max;
-        memcpy(buf, data, take);
-        if ((size_t)n > take && blob_reader_seek(c->blob, (int64_t)(pos + take), SEEK_SET) < 0)
-            return MHD_CONTENT_READER_END_WITH_ERROR;
-        done = take;
+        c->pending = data;
+        c->pending_len = (size_t)n;
     }
-    c->left -= done;
-    return (ssize_t)done;
+    size_t take = c->pending_len < max ? c->pending_len : max;
+    memcpy(buf, c->pending, take);
+    c->pending += take;
+    c->pending_len -= take;
+    c->left -= take;
+    return (ssize_t)take;
 }
 
 static void content_done(void *cls)

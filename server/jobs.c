@@ -668,20 +668,25 @@ int models_get(struct http_req *r)
 struct artifact_stream {
     struct pool_conn db;
     struct blob_reader *blob;
+    const char *pending;   /* read, not yet handed out (see content_read) */
+    size_t pending_len;
 };
 
 static ssize_t artifact_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct artifact_stream *a = cls;
-    const void *data;
-    if (max > 256 * 1024) max = 256 * 1024;
-    ssize_t n = blob_reader_read(a->blob, &data);
-    if (n == 0) return MHD_CONTENT_READER_END_OF_STREAM;
-    if (n < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
-    size_t take = (size_t)n < max ? (size_t)n : max;
-    memcpy(buf, data, take);
-    if ((size_t)n > take && blob_reader_seek(a->blob, (int64_t)(pos + take), SEEK_SET) < 0)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (a->pending_len == 0) {
+        const void *data;
+        ssize_t n = blob_reader_read(a->blob, &data);
+        if (n == 0) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+        a->pending = data;
+        a->pending_len = (size_t)n;
+    }
+    size_t take = a->pending_len < max ? a->pending_len : max;
+    memcpy(buf, a->pending, take);
+    a->pending += take;
+    a->pending_len -= take;
     return (ssize_t)take;
 }
 
