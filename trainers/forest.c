@@ -27,6 +27,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "trainers/params.h"
+
 #define FOREST_MAGIC 0x46524450u /* "PDRF" */
 #define FOREST_VERSION 1u
 #define FOREST_MAX_TREES 100000
@@ -99,7 +101,8 @@ static int forest_parse(int extra, const cJSON *params, const struct pd_task *ta
         snprintf(err, errlen, "task: unsupported task");
         return PD_EPARAM;
     }
-    if (tree_param_check_keys(params, forest_keys, err, errlen) < 0) return PD_EPARAM;
+    struct params_ctx pc = {"forest", PARAMS_INTERVAL, err, errlen};
+    if (params_check_keys(&pc, params, forest_keys) != 0) return PD_EPARAM;
     struct forest_params p = {
         .extra = extra, .kind = task->kind,
         .n_classes = task->kind == PD_TASK_CLASSIFICATION ? task->n_classes : 0,
@@ -109,34 +112,23 @@ static int forest_parse(int extra, const cJSON *params, const struct pd_task *ta
         .mf_value = 1.0, .bootstrap = !extra, .ms_kind = MS_ALL,
         .criterion = task->kind == PD_TASK_CLASSIFICATION ? CRIT_GINI : CRIT_SQUARED,
     };
-    long v;
-    if (tree_param_int(params, "n_estimators", 1, FOREST_MAX_TREES, &p.n_estimators, err, errlen) < 0 ||
-        tree_param_int(params, "min_samples_split", 2, 1000000000L, &p.min_samples_split, err, errlen) < 0 ||
-        tree_param_int(params, "min_samples_leaf", 1, 1000000000L, &p.min_samples_leaf, err, errlen) < 0 ||
-        tree_param_bool(params, "bootstrap", &p.bootstrap, err, errlen) < 0 ||
-        tree_param_bool(params, "oob_score", &p.oob_score, err, errlen) < 0)
+    /* "entropy" and "log_loss" are one criterion under two names. */
+    static const char *const cls_crit[] = {"gini", "entropy", "log_loss", NULL};
+    static const char *const reg_crit[] = {"squared_error", NULL};
+    int cls = task->kind == PD_TASK_CLASSIFICATION, crit = 0;
+    if (params_int(&pc, params_get(params, "n_estimators"), 1, FOREST_MAX_TREES, &p.n_estimators) != 0 ||
+        params_int(&pc, params_get(params, "min_samples_split"), 2, 1000000000L, &p.min_samples_split) != 0 ||
+        params_int(&pc, params_get(params, "min_samples_leaf"), 1, 1000000000L, &p.min_samples_leaf) != 0 ||
+        params_bool(&pc, params_get(params, "bootstrap"), &p.bootstrap) != 0 ||
+        params_bool(&pc, params_get(params, "oob_score"), &p.oob_score) != 0 ||
+        params_int(&pc, params_get_nonnull(params, "max_depth"), 1, 100000, &p.max_depth) != 0)
         return PD_EPARAM;
-    const cJSON *it = params ? cJSON_GetObjectItemCaseSensitive(params, "max_depth") : NULL;
-    if (it && !cJSON_IsNull(it)) {
-        if (tree_param_int(params, "max_depth", 1, 100000, &v, err, errlen) < 0) return PD_EPARAM;
-        p.max_depth = v;
-    }
-    it = params ? cJSON_GetObjectItemCaseSensitive(params, "criterion") : NULL;
+    const cJSON *it = params_get(params, "criterion");
     if (it) {
-        const char *s = cJSON_IsString(it) ? it->valuestring : NULL;
-        if (s && task->kind == PD_TASK_CLASSIFICATION && strcmp(s, "gini") == 0) p.criterion = CRIT_GINI;
-        else if (s && task->kind == PD_TASK_CLASSIFICATION &&
-                 (strcmp(s, "entropy") == 0 || strcmp(s, "log_loss") == 0)) p.criterion = CRIT_ENTROPY;
-        else if (s && task->kind == PD_TASK_REGRESSION && strcmp(s, "squared_error") == 0)
-            p.criterion = CRIT_SQUARED;
-        else {
-            snprintf(err, errlen, "criterion: must be %s",
-                     task->kind == PD_TASK_CLASSIFICATION ? "\"gini\", \"entropy\" or \"log_loss\""
-                                                          : "\"squared_error\"");
-            return PD_EPARAM;
-        }
+        if (params_enum(&pc, it, cls ? cls_crit : reg_crit, &crit) != 0) return PD_EPARAM;
+        p.criterion = !cls ? CRIT_SQUARED : crit == 0 ? CRIT_GINI : CRIT_ENTROPY;
     }
-    it = params ? cJSON_GetObjectItemCaseSensitive(params, "max_features") : NULL;
+    it = params_get(params, "max_features");
     if (it) {
         if (cJSON_IsNull(it)) p.mf_kind = MF_ALL;
         else if (cJSON_IsString(it) && strcmp(it->valuestring, "sqrt") == 0) p.mf_kind = MF_SQRT;
@@ -151,7 +143,7 @@ static int forest_parse(int extra, const cJSON *params, const struct pd_task *ta
             return PD_EPARAM;
         }
     }
-    it = params ? cJSON_GetObjectItemCaseSensitive(params, "max_samples") : NULL;
+    it = params_get(params, "max_samples");
     if (it && !cJSON_IsNull(it)) {
         int k;
         if (!cJSON_IsNumber(it)) {

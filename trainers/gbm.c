@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "trainers/hist.h"
+#include "trainers/params.h"
 
 #define GBM_MAGIC 0x42474450u /* "PDGB" */
 #define GBM_VERSION 1u
@@ -83,7 +84,8 @@ static int gbm_params_parse(const cJSON *params, const struct pd_task *task,
         snprintf(err, errlen, "task: unsupported task");
         return PD_EPARAM;
     }
-    if (tree_param_check_keys(params, gbm_keys, err, errlen) < 0) return PD_EPARAM;
+    struct params_ctx pc = {"gbm", PARAMS_INTERVAL, err, errlen};
+    if (params_check_keys(&pc, params, gbm_keys) != 0) return PD_EPARAM;
     struct gbm_params p = {
         .kind = task->kind,
         .n_classes = task->kind == PD_TASK_CLASSIFICATION ? task->n_classes : 0,
@@ -92,28 +94,27 @@ static int gbm_params_parse(const cJSON *params, const struct pd_task *task,
         .subsample = 1, .colsample_bytree = 1, .max_bins = 255,
         .early_stopping_rounds = 0,
     };
-    if (tree_param_int(params, "n_estimators", 1, GBM_MAX_ROUNDS, &p.n_estimators, err, errlen) < 0 ||
-        tree_param_num(params, "learning_rate", 0, 1, 1, 0, &p.learning_rate, err, errlen) < 0 ||
-        tree_param_int(params, "max_depth", 0, 64, &p.max_depth, err, errlen) < 0 ||
-        tree_param_int(params, "max_leaves", 0, 1L << 20, &p.max_leaves, err, errlen) < 0 ||
-        tree_param_num(params, "min_child_weight", 0, 0, 1e300, 0, &p.min_child_weight, err, errlen) < 0 ||
-        tree_param_num(params, "reg_lambda", 0, 0, 1e300, 0, &p.reg_lambda, err, errlen) < 0 ||
-        tree_param_num(params, "reg_alpha", 0, 0, 1e300, 0, &p.reg_alpha, err, errlen) < 0 ||
-        tree_param_num(params, "subsample", 0, 1, 1, 0, &p.subsample, err, errlen) < 0 ||
-        tree_param_num(params, "colsample_bytree", 0, 1, 1, 0, &p.colsample_bytree, err, errlen) < 0 ||
-        tree_param_int(params, "max_bins", 2, HIST_MAX_BINS, &p.max_bins, err, errlen) < 0 ||
-        tree_param_int(params, "early_stopping_rounds", 0, GBM_MAX_ROUNDS, &p.early_stopping_rounds, err, errlen) < 0)
+    const cJSON *gamma_it = params_get(params, "gamma");
+    const cJSON *msl_it = params_get(params, "min_split_loss");
+    if (params_int(&pc, params_get(params, "n_estimators"), 1, GBM_MAX_ROUNDS, &p.n_estimators) != 0 ||
+        params_num(&pc, params_get(params, "learning_rate"), 0, 1, 1, 0, &p.learning_rate) != 0 ||
+        params_int(&pc, params_get(params, "max_depth"), 0, 64, &p.max_depth) != 0 ||
+        params_int(&pc, params_get(params, "max_leaves"), 0, 1L << 20, &p.max_leaves) != 0 ||
+        params_num(&pc, params_get(params, "min_child_weight"), 0, 0, 1e300, 0, &p.min_child_weight) != 0 ||
+        params_num(&pc, params_get(params, "reg_lambda"), 0, 0, 1e300, 0, &p.reg_lambda) != 0 ||
+        params_num(&pc, params_get(params, "reg_alpha"), 0, 0, 1e300, 0, &p.reg_alpha) != 0 ||
+        params_num(&pc, params_get(params, "subsample"), 0, 1, 1, 0, &p.subsample) != 0 ||
+        params_num(&pc, params_get(params, "colsample_bytree"), 0, 1, 1, 0, &p.colsample_bytree) != 0 ||
+        params_int(&pc, params_get(params, "max_bins"), 2, HIST_MAX_BINS, &p.max_bins) != 0 ||
+        params_int(&pc, params_get(params, "early_stopping_rounds"), 0, GBM_MAX_ROUNDS,
+                   &p.early_stopping_rounds) != 0 ||
+        params_num(&pc, gamma_it, 0, 0, 1e300, 0, &p.gamma) != 0 ||
+        params_num(&pc, msl_it, 0, 0, 1e300, 0, &p.gamma) != 0)
         return PD_EPARAM;
-    int g1 = tree_param_num(params, "gamma", 0, 0, 1e300, 0, &p.gamma, err, errlen);
-    if (g1 < 0) return PD_EPARAM;
-    double ms = 0;
-    int g2 = tree_param_num(params, "min_split_loss", 0, 0, 1e300, 0, &ms, err, errlen);
-    if (g2 < 0) return PD_EPARAM;
-    if (g1 > 0 && g2 > 0) {
+    if (gamma_it && msl_it) {
         snprintf(err, errlen, "min_split_loss: an alias of gamma; give only one");
         return PD_EPARAM;
     }
-    if (g2 > 0) p.gamma = ms;
     if (p.max_leaves == 1) {
         snprintf(err, errlen, "max_leaves: must be 0 (off) or >= 2, got 1");
         return PD_EPARAM;

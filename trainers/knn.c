@@ -7,15 +7,16 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "trainers/params.h"
+
 struct knn_params {
     enum pd_task_kind kind;
-    int n_neighbors;
-    int distance;           /* weights = "distance" */
+    long n_neighbors;
+    int distance;           /* weights = "distance": index in weight_names */
 };
 
 struct knn_model {
@@ -32,29 +33,19 @@ struct knn_model {
 #define KNN_MAX_K 100000
 enum { QBLOCK = 64, TBLOCK = 1024 };
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return PD_EPARAM;
-}
+static const char *const weight_names[] = {"uniform", "distance", NULL};
 
 static int knn_params_parse(const cJSON *params, const struct pd_task *task,
                             void **out, char *err, size_t errlen)
 {
     *out = NULL;
+    struct params_ctx pc = {"knn", PARAMS_BRIEF, err, errlen};
     if (task == NULL || (task->kind != PD_TASK_CLASSIFICATION && task->kind != PD_TASK_REGRESSION))
-        return fail(err, errlen, "task: unknown kind");
-    if (params != NULL && !cJSON_IsNull(params) && !cJSON_IsObject(params))
-        return fail(err, errlen, "params: must be a JSON object");
+        return params_fail(err, errlen, "task: unknown kind");
+    if (params_object(&pc, params) != 0) return PD_EPARAM;
     struct knn_params *p = calloc(1, sizeof *p);
     if (p == NULL) {
-        fail(err, errlen, "params: out of memory");
+        params_fail(err, errlen, "params: out of memory");
         return PD_ENOMEM;
     }
     p->kind = task->kind;
@@ -62,19 +53,10 @@ static int knn_params_parse(const cJSON *params, const struct pd_task *task,
     const cJSON *obj = cJSON_IsObject(params) ? params : NULL, *it;
     cJSON_ArrayForEach(it, obj) {
         const char *k = it->string;
-        int rc = 0;
-        if (strcmp(k, "n_neighbors") == 0) {
-            if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) ||
-                it->valuedouble < 1 || it->valuedouble > KNN_MAX_K)
-                rc = fail(err, errlen, "n_neighbors: must be an integer between 1 and %d", KNN_MAX_K);
-            else p->n_neighbors = (int)it->valuedouble;
-        } else if (strcmp(k, "weights") == 0) {
-            if (cJSON_IsString(it) && strcmp(it->valuestring, "uniform") == 0) p->distance = 0;
-            else if (cJSON_IsString(it) && strcmp(it->valuestring, "distance") == 0) p->distance = 1;
-            else rc = fail(err, errlen, "weights: must be \"uniform\" or \"distance\"");
-        } else {
-            rc = fail(err, errlen, "%s: unknown parameter of knn", k);
-        }
+        int rc;
+        if (strcmp(k, "n_neighbors") == 0) rc = params_int(&pc, it, 1, KNN_MAX_K, &p->n_neighbors);
+        else if (strcmp(k, "weights") == 0) rc = params_enum(&pc, it, weight_names, &p->distance);
+        else rc = params_unknown(&pc, it);
         if (rc != 0) {
             free(p);
             return rc;
@@ -140,33 +122,33 @@ static int knn_fit(const void *params, const struct pd_task *task,
 {
     const struct knn_params *p = params;
     *out_model = NULL;
-    if (p == NULL || task == NULL || tr == NULL) return fail(err, errlen, "knn: missing argument");
-    if (task->kind != p->kind) return fail(err, errlen, "task: params were parsed for another task kind");
+    if (p == NULL || task == NULL || tr == NULL) return params_fail(err, errlen, "knn: missing argument");
+    if (task->kind != p->kind) return params_fail(err, errlen, "task: params were parsed for another task kind");
     if (task->kind == PD_TASK_CLASSIFICATION &&
         (task->n_classes < 1 || (uint32_t)task->n_classes > KNN_MAX_CLASSES))
-        return fail(err, errlen, "n_classes: must be between 1 and %u", KNN_MAX_CLASSES);
+        return params_fail(err, errlen, "n_classes: must be between 1 and %u", KNN_MAX_CLASSES);
     if (tr->n == 0 || tr->d == 0 || tr->d > KNN_MAX_D || tr->n > (size_t)INT32_MAX) {
-        fail(err, errlen, "knn: cannot fit %zu rows of %zu features", tr->n, tr->d);
+        params_fail(err, errlen, "knn: cannot fit %zu rows of %zu features", tr->n, tr->d);
         return PD_EDATA;
     }
     if ((size_t)p->n_neighbors > tr->n)
-        return fail(err, errlen, "n_neighbors: %d exceeds the %zu training rows", p->n_neighbors, tr->n);
+        return params_fail(err, errlen, "n_neighbors: %ld exceeds the %zu training rows", p->n_neighbors, tr->n);
     for (size_t i = 0; i < tr->n; i++) {
         double w = tr->w ? tr->w[i] : 1, y = tr->y[i];
         if (!(w >= 0) || !isfinite(w) || !isfinite(y) ||
             (task->kind == PD_TASK_CLASSIFICATION && !(y >= 0 && y < task->n_classes && y == floor(y)))) {
-            fail(err, errlen, "row %zu: bad weight or target", i);
+            params_fail(err, errlen, "row %zu: bad weight or target", i);
             return PD_EDATA;
         }
         for (size_t j = 0; j < tr->d; j++)
             if (!isfinite(tr->x[i * tr->d + j])) {
-                fail(err, errlen, "row %zu feature %zu: missing or infinite value", i, j);
+                params_fail(err, errlen, "row %zu feature %zu: missing or infinite value", i, j);
                 return PD_EDATA;
             }
     }
     struct knn_model *m = model_new(tr->n, tr->d);
     if (m == NULL) {
-        fail(err, errlen, "knn: out of memory");
+        params_fail(err, errlen, "knn: out of memory");
         return PD_ENOMEM;
     }
     m->kind = task->kind;
@@ -380,7 +362,7 @@ static int knn_load(struct pd_reader *in, void **out_model, char *err,
              n <= in->left / (d * 4 + 16) && n * (d * 4 + 16) <= in->left;
     struct knn_model *m = ok ? model_new((size_t)n, (size_t)d) : NULL;
     if (ok && m == NULL) {
-        fail(err, errlen, "knn: out of memory");
+        params_fail(err, errlen, "knn: out of memory");
         return PD_ENOMEM;
     }
     if (m != NULL) {
@@ -401,7 +383,7 @@ static int knn_load(struct pd_reader *in, void **out_model, char *err,
     }
     if (!ok) {
         knn_model_free(m);
-        fail(err, errlen, "knn: model data is truncated or not a knn model");
+        params_fail(err, errlen, "knn: model data is truncated or not a knn model");
         return PD_EFORMAT;
     }
     compute_norms(m);

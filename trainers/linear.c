@@ -11,19 +11,21 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "trainers/params.h"
+
 enum { PEN_L2, PEN_L1, PEN_EN, PEN_NONE };
-static const char *const pen_names[] = {"l2", "l1", "elasticnet", "none"};
+static const char *const pen_names[] = {"l2", "l1", "elasticnet", "none", NULL};
 
 struct linear_params {
     enum pd_task_kind kind;
     int penalty;
     double C, l1_ratio, alpha, tol;
-    int max_iter, fit_intercept;
+    long max_iter;
+    int fit_intercept;
 };
 
 struct linear_model {
@@ -39,65 +41,19 @@ struct linear_model {
  * instead of the O(d³) Cholesky solve on a d*d matrix. */
 #define LINEAR_MAX_DENSE_D 2048
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return PD_EPARAM;
-}
-
 /* ---- parameters ---------------------------------------------------------- */
-
-static int num_param(const cJSON *it, double lo, int lo_open, double hi,
-                     double *out, char *err, size_t errlen)
-{
-    const char *k = it->string;
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
-        return fail(err, errlen, "%s: must be a number", k);
-    double v = it->valuedouble;
-    if (lo_open ? !(v > lo) : !(v >= lo))
-        return fail(err, errlen, "%s: must be %s %g, got %g", k, lo_open ? ">" : ">=", lo, v);
-    if (!(v <= hi)) return fail(err, errlen, "%s: must be <= %g, got %g", k, hi, v);
-    *out = v;
-    return 0;
-}
-
-static int int_param(const cJSON *it, int lo, int hi, int *out, char *err,
-                     size_t errlen)
-{
-    const char *k = it->string;
-    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble))
-        return fail(err, errlen, "%s: must be an integer", k);
-    double v = it->valuedouble;
-    if (v < lo || v > hi)
-        return fail(err, errlen, "%s: must be between %d and %d, got %g", k, lo, hi, v);
-    *out = (int)v;
-    return 0;
-}
-
-static int bool_param(const cJSON *it, int *out, char *err, size_t errlen)
-{
-    if (!cJSON_IsBool(it)) return fail(err, errlen, "%s: must be true or false", it->string);
-    *out = cJSON_IsTrue(it);
-    return 0;
-}
 
 static int linear_params_parse(const cJSON *params, const struct pd_task *task,
                                void **out, char *err, size_t errlen)
 {
     *out = NULL;
+    struct params_ctx pc = {"linear", PARAMS_BOUNDS, err, errlen};
     if (task == NULL || (task->kind != PD_TASK_CLASSIFICATION && task->kind != PD_TASK_REGRESSION))
-        return fail(err, errlen, "task: unknown kind");
-    if (params != NULL && !cJSON_IsNull(params) && !cJSON_IsObject(params))
-        return fail(err, errlen, "params: must be a JSON object");
+        return params_fail(err, errlen, "task: unknown kind");
+    if (params_object(&pc, params) != 0) return PD_EPARAM;
     struct linear_params *p = calloc(1, sizeof *p);
     if (p == NULL) {
-        fail(err, errlen, "params: out of memory");
+        params_fail(err, errlen, "params: out of memory");
         return PD_ENOMEM;
     }
     int cls = task->kind == PD_TASK_CLASSIFICATION;
@@ -114,23 +70,18 @@ static int linear_params_parse(const cJSON *params, const struct pd_task *task,
     const cJSON *obj = cJSON_IsObject(params) ? params : NULL;
     cJSON_ArrayForEach(it, obj) {
         const char *k = it->string;
-        if (strcmp(k, "tol") == 0) rc = num_param(it, 0, 1, INFINITY, &p->tol, err, errlen);
-        else if (strcmp(k, "max_iter") == 0) rc = int_param(it, 1, 1000000, &p->max_iter, err, errlen);
-        else if (strcmp(k, "fit_intercept") == 0) rc = bool_param(it, &p->fit_intercept, err, errlen);
-        else if (strcmp(k, "l1_ratio") == 0) rc = num_param(it, 0, 0, 1, &p->l1_ratio, err, errlen);
-        else if (cls && strcmp(k, "C") == 0) rc = num_param(it, 0, 1, INFINITY, &p->C, err, errlen);
-        else if (cls && strcmp(k, "penalty") == 0) {
-            int found = -1;
-            for (int i = 0; i < 4 && cJSON_IsString(it); i++)
-                if (strcmp(it->valuestring, pen_names[i]) == 0) found = i;
-            if (found < 0) rc = fail(err, errlen, "penalty: must be \"l2\", \"l1\", \"elasticnet\" or \"none\"");
-            else p->penalty = found;
-        } else if (!cls && strcmp(k, "alpha") == 0) rc = num_param(it, 0, 0, INFINITY, &p->alpha, err, errlen);
+        if (strcmp(k, "tol") == 0) rc = params_num(&pc, it, 0, 1, INFINITY, 0, &p->tol);
+        else if (strcmp(k, "max_iter") == 0) rc = params_int(&pc, it, 1, 1000000, &p->max_iter);
+        else if (strcmp(k, "fit_intercept") == 0) rc = params_bool(&pc, it, &p->fit_intercept);
+        else if (strcmp(k, "l1_ratio") == 0) rc = params_num(&pc, it, 0, 0, 1, 0, &p->l1_ratio);
+        else if (cls && strcmp(k, "C") == 0) rc = params_num(&pc, it, 0, 1, INFINITY, 0, &p->C);
+        else if (cls && strcmp(k, "penalty") == 0) rc = params_enum(&pc, it, pen_names, &p->penalty);
+        else if (!cls && strcmp(k, "alpha") == 0) rc = params_num(&pc, it, 0, 0, INFINITY, 0, &p->alpha);
         else if (!cls && (strcmp(k, "C") == 0 || strcmp(k, "penalty") == 0))
-            rc = fail(err, errlen, "%s: not a regression parameter (use alpha and l1_ratio)", k);
+            rc = params_fail(err, errlen, "%s: not a regression parameter (use alpha and l1_ratio)", k);
         else if (cls && strcmp(k, "alpha") == 0)
-            rc = fail(err, errlen, "alpha: not a classification parameter (use C and penalty)");
-        else rc = fail(err, errlen, "%s: unknown parameter of linear", k);
+            rc = params_fail(err, errlen, "alpha: not a classification parameter (use C and penalty)");
+        else rc = params_unknown(&pc, it);
         if (rc != 0) {
             free(p);
             return rc;
@@ -222,25 +173,25 @@ static int check_data(const struct pd_task *task, const struct pd_data *tr,
     for (size_t i = 0; i < tr->n; i++) {
         double w = tr->w ? tr->w[i] : 1.0;
         if (!(w >= 0) || !isfinite(w)) {
-            fail(err, errlen, "row %zu: weight must be finite and >= 0", i);
+            params_fail(err, errlen, "row %zu: weight must be finite and >= 0", i);
             return PD_EDATA;
         }
         double y = tr->y[i];
         if (!isfinite(y) || (task->kind == PD_TASK_CLASSIFICATION &&
                              (y < 0 || y >= task->n_classes || y != floor(y)))) {
-            fail(err, errlen, "row %zu: target %g is not valid for this task", i, y);
+            params_fail(err, errlen, "row %zu: target %g is not valid for this task", i, y);
             return PD_EDATA;
         }
         for (size_t j = 0; j < tr->d; j++)
             if (!isfinite(tr->x[i * tr->d + j])) {
-                fail(err, errlen, "row %zu feature %zu: missing or infinite value", i, j);
+                params_fail(err, errlen, "row %zu feature %zu: missing or infinite value", i, j);
                 return PD_EDATA;
             }
         sw[i] = w;
         W += w;
     }
     if (!(W > 0)) {
-        fail(err, errlen, "weights: sum to zero");
+        params_fail(err, errlen, "weights: sum to zero");
         return PD_EDATA;
     }
     for (size_t i = 0; i < tr->n; i++) sw[i] /= W;
@@ -464,7 +415,7 @@ static int fit_logistic(const struct linear_params *p, const struct pd_task *tas
     for (int c = 0; c < K; c++) present += seen[c];
     free(seen);
     if (present < 2) {
-        fail(err, errlen, "target: needs rows of at least 2 classes");
+        params_fail(err, errlen, "target: needs rows of at least 2 classes");
         return PD_EDATA;
     }
     struct linear_model *m = model_new(PD_TASK_CLASSIFICATION, (uint32_t)K, (uint32_t)d, (uint32_t)k);
@@ -489,7 +440,7 @@ static int fit_logistic(const struct linear_params *p, const struct pd_task *tas
     if (rc != PD_OK) goto done;
     for (size_t j = 0; j < d * k + k; j++)
         if (!isfinite(theta[j])) {
-            fail(err, errlen, "linear: the solver diverged");
+            params_fail(err, errlen, "linear: the solver diverged");
             rc = PD_EINTERNAL;
             goto done;
         }
@@ -498,8 +449,8 @@ static int fit_logistic(const struct linear_params *p, const struct pd_task *tas
     *out = m;
     m = NULL;
 done:
-    if (rc == PD_ENOMEM) fail(err, errlen, "linear: out of memory");
-    if (rc == PD_ECANCELLED) fail(err, errlen, "linear: cancelled");
+    if (rc == PD_ENOMEM) params_fail(err, errlen, "linear: out of memory");
+    if (rc == PD_ECANCELLED) params_fail(err, errlen, "linear: cancelled");
     linear_model_free(m);
     free(x);
     free(z);
@@ -679,7 +630,7 @@ static int fit_regression(const struct linear_params *p, const struct pd_data *t
     if (l1 == 0 && d <= LINEAR_MAX_DENSE_D) {
         rc = ridge_solve(x, y, n, d, l2, m->coef);
         if (rc == PD_OK) report(opts, 1, 1, NULL, 0);
-        if (rc == PD_EINTERNAL) fail(err, errlen, "linear: X'X is not positive definite");
+        if (rc == PD_EINTERNAL) params_fail(err, errlen, "linear: X'X is not positive definite");
     } else {
         xc = malloc(n * d * sizeof *xc);
         if (xc == NULL) goto done;
@@ -694,14 +645,14 @@ static int fit_regression(const struct linear_params *p, const struct pd_data *t
     for (size_t j = 0; j < d; j++)
         if (!isfinite(m->coef[j])) {
             rc = PD_EINTERNAL;
-            fail(err, errlen, "linear: the solver diverged");
+            params_fail(err, errlen, "linear: the solver diverged");
             goto done;
         }
     *out = m;
     m = NULL;
 done:
-    if (rc == PD_ENOMEM) fail(err, errlen, "linear: out of memory");
-    if (rc == PD_ECANCELLED) fail(err, errlen, "linear: cancelled");
+    if (rc == PD_ENOMEM) params_fail(err, errlen, "linear: out of memory");
+    if (rc == PD_ECANCELLED) params_fail(err, errlen, "linear: cancelled");
     linear_model_free(m);
     free(x);
     free(y);
@@ -717,19 +668,19 @@ static int linear_fit(const void *params, const struct pd_task *task,
 {
     const struct linear_params *p = params;
     *out_model = NULL;
-    if (p == NULL || task == NULL || train == NULL) return fail(err, errlen, "linear: missing argument");
-    if (task->kind != p->kind) return fail(err, errlen, "task: params were parsed for another task kind");
+    if (p == NULL || task == NULL || train == NULL) return params_fail(err, errlen, "linear: missing argument");
+    if (task->kind != p->kind) return params_fail(err, errlen, "task: params were parsed for another task kind");
     if (task->kind == PD_TASK_CLASSIFICATION &&
         (task->n_classes < 2 || (uint32_t)task->n_classes > LINEAR_MAX_CLASSES))
-        return fail(err, errlen, "n_classes: must be between 2 and %u, got %d", LINEAR_MAX_CLASSES, task->n_classes);
+        return params_fail(err, errlen, "n_classes: must be between 2 and %u, got %d", LINEAR_MAX_CLASSES, task->n_classes);
     if (train->n == 0 || train->d == 0 || train->d > LINEAR_MAX_D ||
         train->n > (size_t)INT32_MAX || train->n * train->d > (size_t)INT32_MAX) {
-        fail(err, errlen, "linear: cannot fit %zu rows of %zu features", train->n, train->d);
+        params_fail(err, errlen, "linear: cannot fit %zu rows of %zu features", train->n, train->d);
         return PD_EDATA;
     }
     double *sw = malloc(train->n * sizeof *sw);
     if (sw == NULL) {
-        fail(err, errlen, "linear: out of memory");
+        params_fail(err, errlen, "linear: out of memory");
         return PD_ENOMEM;
     }
     int rc = check_data(task, train, sw, err, errlen);
@@ -809,12 +760,12 @@ static int linear_load(struct pd_reader *in, void **out_model, char *err,
                  : 0;
     if (in->failed || magic != LINEAR_MAGIC || !shape_ok || d == 0 ||
         ((size_t)d * k + k) > in->left / sizeof(double)) {
-        fail(err, errlen, "linear: model data is truncated or not a linear model");
+        params_fail(err, errlen, "linear: model data is truncated or not a linear model");
         return PD_EFORMAT;
     }
     struct linear_model *m = model_new(kind, nc, d, k);
     if (m == NULL) {
-        fail(err, errlen, "linear: out of memory");
+        params_fail(err, errlen, "linear: out of memory");
         return PD_ENOMEM;
     }
     pd_reader_get_f64s(in, m->coef, (size_t)d * k);
@@ -824,7 +775,7 @@ static int linear_load(struct pd_reader *in, void **out_model, char *err,
     for (size_t j = 0; !bad && j < k; j++) bad = !isfinite(m->intercept[j]);
     if (bad) {
         linear_model_free(m);
-        fail(err, errlen, "linear: model data is truncated or holds non-finite weights");
+        params_fail(err, errlen, "linear: model data is truncated or holds non-finite weights");
         return PD_EFORMAT;
     }
     *out_model = m;

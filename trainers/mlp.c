@@ -11,12 +11,12 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "trainers/cv.h"
+#include "trainers/params.h"
 
 #define MLP_MAGIC 0x31504c4du /* "MLP1" */
 #define MLP_MAX_LAYERS 16
@@ -31,8 +31,9 @@ struct mlp_params {
     int n_hidden;
     int hidden[MLP_MAX_LAYERS];
     double dropout, lr, beta1, beta2, eps, alpha, tol, validation_fraction;
-    int batch_size;  /* 0 = auto */
-    int max_iter, shuffle, n_iter_no_change, early_stopping;
+    long batch_size;  /* 0 = auto */
+    long max_iter, n_iter_no_change;
+    int shuffle, early_stopping;
 };
 
 struct mlp_model {
@@ -44,70 +45,32 @@ struct mlp_model {
     float *theta;
 };
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return PD_EPARAM;
-}
-
 /* ---- parameters ---------------------------------------------------------- */
 
-static int num_param(const cJSON *it, double lo, int lo_open, double hi,
-                     int hi_open, double *out, char *err, size_t errlen)
-{
-    const char *k = it->string;
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
-        return fail(err, errlen, "%s: must be a number", k);
-    double v = it->valuedouble;
-    if ((lo_open ? !(v > lo) : !(v >= lo)) || (hi_open ? !(v < hi) : !(v <= hi)))
-        return fail(err, errlen, "%s: must be in %c%g, %g%c, got %g", k, lo_open ? '(' : '[',
-                    lo, hi, hi_open ? ')' : ']', v);
-    *out = v;
-    return 0;
-}
-
-static int int_param(const cJSON *it, int lo, int hi, int *out, char *err,
-                     size_t errlen)
-{
-    if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) ||
-        it->valuedouble < lo || it->valuedouble > hi)
-        return fail(err, errlen, "%s: must be an integer between %d and %d", it->string, lo, hi);
-    *out = (int)it->valuedouble;
-    return 0;
-}
-
-static int bool_param(const cJSON *it, int *out, char *err, size_t errlen)
-{
-    if (!cJSON_IsBool(it)) return fail(err, errlen, "%s: must be true or false", it->string);
-    *out = cJSON_IsTrue(it);
-    return 0;
-}
-
-static int hidden_param(const cJSON *it, struct mlp_params *p, char *err,
-                        size_t errlen)
+static int hidden_param(const struct params_ctx *pc, const cJSON *it,
+                        struct mlp_params *p)
 {
     if (cJSON_IsNumber(it)) {
-        int rc = int_param(it, 1, (int)MLP_MAX_WIDTH, &p->hidden[0], err, errlen);
+        long w = 0;
+        int rc = params_int(pc, it, 1, (long)MLP_MAX_WIDTH, &w);
+        if (rc == 0) p->hidden[0] = (int)w;
         p->n_hidden = 1;
         return rc;
     }
     if (!cJSON_IsArray(it))
-        return fail(err, errlen, "hidden_layer_sizes: must be an array of layer widths");
+        return params_fail(pc->err, pc->errlen, "hidden_layer_sizes: must be an array of layer widths");
     int n = cJSON_GetArraySize(it);
     if (n > MLP_MAX_LAYERS)
-        return fail(err, errlen, "hidden_layer_sizes: at most %d layers, got %d", MLP_MAX_LAYERS, n);
+        return params_fail(pc->err, pc->errlen, "hidden_layer_sizes: at most %d layers, got %d",
+                           MLP_MAX_LAYERS, n);
     const cJSON *e;
     int i = 0;
     cJSON_ArrayForEach(e, it) {
         if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble) ||
             e->valuedouble < 1 || e->valuedouble > MLP_MAX_WIDTH)
-            return fail(err, errlen, "hidden_layer_sizes: layer %d must be an integer between 1 and %u", i, MLP_MAX_WIDTH);
+            return params_fail(pc->err, pc->errlen,
+                               "hidden_layer_sizes: layer %d must be an integer between 1 and %u",
+                               i, MLP_MAX_WIDTH);
         p->hidden[i++] = (int)e->valuedouble;
     }
     p->n_hidden = n;
@@ -118,13 +81,13 @@ static int mlp_params_parse(const cJSON *params, const struct pd_task *task,
                             void **out, char *err, size_t errlen)
 {
     *out = NULL;
+    struct params_ctx pc = {"mlp", PARAMS_BRIEF, err, errlen};
     if (task == NULL || (task->kind != PD_TASK_CLASSIFICATION && task->kind != PD_TASK_REGRESSION))
-        return fail(err, errlen, "task: unknown kind");
-    if (params != NULL && !cJSON_IsNull(params) && !cJSON_IsObject(params))
-        return fail(err, errlen, "params: must be a JSON object");
+        return params_fail(err, errlen, "task: unknown kind");
+    if (params_object(&pc, params) != 0) return PD_EPARAM;
     struct mlp_params *p = calloc(1, sizeof *p);
     if (p == NULL) {
-        fail(err, errlen, "params: out of memory");
+        params_fail(err, errlen, "params: out of memory");
         return PD_ENOMEM;
     }
     *p = (struct mlp_params){
@@ -137,32 +100,32 @@ static int mlp_params_parse(const cJSON *params, const struct pd_task *task,
     cJSON_ArrayForEach(it, obj) {
         const char *k = it->string;
         int rc;
-        if (strcmp(k, "hidden_layer_sizes") == 0) rc = hidden_param(it, p, err, errlen);
+        if (strcmp(k, "hidden_layer_sizes") == 0) rc = hidden_param(&pc, it, p);
         else if (strcmp(k, "activation") == 0)
             rc = cJSON_IsString(it) && strcmp(it->valuestring, "relu") == 0
-                     ? 0 : fail(err, errlen, "activation: only \"relu\" is supported");
-        else if (strcmp(k, "dropout") == 0) rc = num_param(it, 0, 0, 1, 1, &p->dropout, err, errlen);
-        else if (strcmp(k, "learning_rate_init") == 0) rc = num_param(it, 0, 1, INFINITY, 0, &p->lr, err, errlen);
-        else if (strcmp(k, "beta_1") == 0) rc = num_param(it, 0, 0, 1, 1, &p->beta1, err, errlen);
-        else if (strcmp(k, "beta_2") == 0) rc = num_param(it, 0, 0, 1, 1, &p->beta2, err, errlen);
-        else if (strcmp(k, "epsilon") == 0) rc = num_param(it, 0, 1, INFINITY, 0, &p->eps, err, errlen);
-        else if (strcmp(k, "alpha") == 0) rc = num_param(it, 0, 0, INFINITY, 0, &p->alpha, err, errlen);
-        else if (strcmp(k, "tol") == 0) rc = num_param(it, 0, 0, INFINITY, 0, &p->tol, err, errlen);
+                     ? 0 : params_fail(err, errlen, "activation: only \"relu\" is supported");
+        else if (strcmp(k, "dropout") == 0) rc = params_num(&pc, it, 0, 0, 1, 1, &p->dropout);
+        else if (strcmp(k, "learning_rate_init") == 0) rc = params_num(&pc, it, 0, 1, INFINITY, 0, &p->lr);
+        else if (strcmp(k, "beta_1") == 0) rc = params_num(&pc, it, 0, 0, 1, 1, &p->beta1);
+        else if (strcmp(k, "beta_2") == 0) rc = params_num(&pc, it, 0, 0, 1, 1, &p->beta2);
+        else if (strcmp(k, "epsilon") == 0) rc = params_num(&pc, it, 0, 1, INFINITY, 0, &p->eps);
+        else if (strcmp(k, "alpha") == 0) rc = params_num(&pc, it, 0, 0, INFINITY, 0, &p->alpha);
+        else if (strcmp(k, "tol") == 0) rc = params_num(&pc, it, 0, 0, INFINITY, 0, &p->tol);
         else if (strcmp(k, "validation_fraction") == 0)
-            rc = num_param(it, 0, 1, 1, 1, &p->validation_fraction, err, errlen);
+            rc = params_num(&pc, it, 0, 1, 1, 1, &p->validation_fraction);
         else if (strcmp(k, "batch_size") == 0) {
             if (cJSON_IsString(it) && strcmp(it->valuestring, "auto") == 0) {
                 p->batch_size = 0;
                 rc = 0;
             } else {
-                rc = int_param(it, 1, 1 << 20, &p->batch_size, err, errlen);
-                if (rc) rc = fail(err, errlen, "batch_size: must be \"auto\" or an integer between 1 and %d", 1 << 20);
+                rc = params_int(&pc, it, 1, 1 << 20, &p->batch_size);
+                if (rc) rc = params_fail(err, errlen, "batch_size: must be \"auto\" or an integer between 1 and %d", 1 << 20);
             }
-        } else if (strcmp(k, "max_iter") == 0) rc = int_param(it, 1, 1000000, &p->max_iter, err, errlen);
-        else if (strcmp(k, "n_iter_no_change") == 0) rc = int_param(it, 1, 1000000, &p->n_iter_no_change, err, errlen);
-        else if (strcmp(k, "shuffle") == 0) rc = bool_param(it, &p->shuffle, err, errlen);
-        else if (strcmp(k, "early_stopping") == 0) rc = bool_param(it, &p->early_stopping, err, errlen);
-        else rc = fail(err, errlen, "%s: unknown parameter of mlp", k);
+        } else if (strcmp(k, "max_iter") == 0) rc = params_int(&pc, it, 1, 1000000, &p->max_iter);
+        else if (strcmp(k, "n_iter_no_change") == 0) rc = params_int(&pc, it, 1, 1000000, &p->n_iter_no_change);
+        else if (strcmp(k, "shuffle") == 0) rc = params_bool(&pc, it, &p->shuffle);
+        else if (strcmp(k, "early_stopping") == 0) rc = params_bool(&pc, it, &p->early_stopping);
+        else rc = params_unknown(&pc, it);
         if (rc != 0) {
             free(p);
             return rc;
@@ -442,12 +405,12 @@ static int check_rows(const struct pd_task *task, const struct pd_data *t,
         double w = t->w ? t->w[i] : 1.0, y = t->y[i];
         if (!(w >= 0) || !isfinite(w) || !isfinite(y) ||
             (task->kind == PD_TASK_CLASSIFICATION && !(y >= 0 && y < task->n_classes && y == floor(y)))) {
-            fail(err, errlen, "%s row %zu: bad weight or target", what, i);
+            params_fail(err, errlen, "%s row %zu: bad weight or target", what, i);
             return PD_EDATA;
         }
         for (size_t j = 0; j < t->d; j++)
             if (!isfinite(t->x[i * t->d + j])) {
-                fail(err, errlen, "%s row %zu feature %zu: missing or infinite value", what, i, j);
+                params_fail(err, errlen, "%s row %zu feature %zu: missing or infinite value", what, i, j);
                 return PD_EDATA;
             }
     }
@@ -509,19 +472,19 @@ static int mlp_fit(const void *params, const struct pd_task *task,
 {
     const struct mlp_params *p = params;
     *out_model = NULL;
-    if (p == NULL || task == NULL || train == NULL) return fail(err, errlen, "mlp: missing argument");
-    if (task->kind != p->kind) return fail(err, errlen, "task: params were parsed for another task kind");
+    if (p == NULL || task == NULL || train == NULL) return params_fail(err, errlen, "mlp: missing argument");
+    if (task->kind != p->kind) return params_fail(err, errlen, "task: params were parsed for another task kind");
     if (task->kind == PD_TASK_CLASSIFICATION &&
         (task->n_classes < 2 || (uint32_t)task->n_classes > MLP_MAX_CLASSES))
-        return fail(err, errlen, "n_classes: must be between 2 and %u", MLP_MAX_CLASSES);
+        return params_fail(err, errlen, "n_classes: must be between 2 and %u", MLP_MAX_CLASSES);
     if (train->n == 0 || train->d == 0 || train->d > MLP_MAX_D || train->n > (size_t)INT32_MAX) {
-        fail(err, errlen, "mlp: cannot fit %zu rows of %zu features", train->n, train->d);
+        params_fail(err, errlen, "mlp: cannot fit %zu rows of %zu features", train->n, train->d);
         return PD_EDATA;
     }
     int rc = check_rows(task, train, "train", err, errlen);
     if (rc == PD_OK && valid != NULL && p->early_stopping) {
         if (valid->d != train->d || valid->n == 0) {
-            fail(err, errlen, "valid: %zu rows of %zu features do not match train", valid->n, valid->d);
+            params_fail(err, errlen, "valid: %zu rows of %zu features do not match train", valid->n, valid->d);
             return PD_EDATA;
         }
         rc = check_rows(task, valid, "valid", err, errlen);
@@ -544,7 +507,7 @@ static int mlp_fit(const void *params, const struct pd_task *task,
     m->sizes[m->L] = task->kind == PD_TASK_CLASSIFICATION ? (uint32_t)task->n_classes : 1;
     if (layout(m) < 0) {
         mlp_model_free(m);
-        return fail(err, errlen, "hidden_layer_sizes: the network would have more than %zu parameters", MLP_MAX_PARAMS);
+        return params_fail(err, errlen, "hidden_layer_sizes: the network would have more than %zu parameters", MLP_MAX_PARAMS);
     }
     m->y_mean = 0;
     m->y_std = 1;
@@ -570,7 +533,7 @@ static int mlp_fit(const void *params, const struct pd_task *task,
     } else if (use_valid) {
         if (train->n < 2) {
             mlp_model_free(m);
-            fail(err, errlen, "early_stopping: needs at least 2 training rows");
+            params_fail(err, errlen, "early_stopping: needs at least 2 training rows");
             return PD_EDATA;
         }
         split = malloc(train->n * sizeof *split);
@@ -620,7 +583,7 @@ static int mlp_fit(const void *params, const struct pd_task *task,
         for (size_t s0 = 0; s0 < n; s0 += B) {
             if (opts && opts->cancel && *opts->cancel) {
                 rc = PD_ECANCELLED;
-                fail(err, errlen, "mlp: cancelled");
+                params_fail(err, errlen, "mlp: cancelled");
                 goto done;
             }
             size_t b = n - s0 < B ? n - s0 : B;
@@ -649,7 +612,7 @@ static int mlp_fit(const void *params, const struct pd_task *task,
         loss = loss / (double)n + 0.5 * p->alpha * l2_norm2(m, m->theta) / (double)n;
         if (!isfinite(loss)) {
             rc = PD_EDATA;
-            fail(err, errlen, "mlp: the training loss diverged at epoch %d (try a lower learning_rate_init)", epoch);
+            params_fail(err, errlen, "mlp: the training loss diverged at epoch %d (try a lower learning_rate_init)", epoch);
             goto done;
         }
         if (use_valid) {
@@ -679,7 +642,7 @@ static int mlp_fit(const void *params, const struct pd_task *task,
     goto done;
 nomem:
     rc = PD_ENOMEM;
-    fail(err, errlen, "mlp: out of memory");
+    params_fail(err, errlen, "mlp: out of memory");
 done:
     if (rc == PD_OK) *out_model = m;
     else mlp_model_free(m);
@@ -746,7 +709,7 @@ static int mlp_load(struct pd_reader *in, void **out_model, char *err,
     *out_model = NULL;
     struct mlp_model *m = calloc(1, sizeof *m);
     if (m == NULL) {
-        fail(err, errlen, "mlp: out of memory");
+        params_fail(err, errlen, "mlp: out of memory");
         return PD_ENOMEM;
     }
     uint32_t magic = 0;
@@ -769,7 +732,7 @@ static int mlp_load(struct pd_reader *in, void **out_model, char *err,
         m->theta = malloc(m->np * sizeof *m->theta);
         if (m->theta == NULL) {
             mlp_model_free(m);
-            fail(err, errlen, "mlp: out of memory");
+            params_fail(err, errlen, "mlp: out of memory");
             return PD_ENOMEM;
         }
         ok = pd_reader_get_f32s(in, m->theta, m->np) == 0;
@@ -777,7 +740,7 @@ static int mlp_load(struct pd_reader *in, void **out_model, char *err,
     }
     if (!ok) {
         mlp_model_free(m);
-        fail(err, errlen, "mlp: model data is truncated or not an mlp model");
+        params_fail(err, errlen, "mlp: model data is truncated or not an mlp model");
         return PD_EFORMAT;
     }
     *out_model = m;

@@ -6,10 +6,11 @@
 #include "trainers/nb.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "trainers/params.h"
 
 struct nb_params {
     double var_smoothing, alpha;
@@ -31,41 +32,17 @@ struct nb_model {
 #define NB_MAX_CLASSES (1u << 16)
 #define NB_MAX_LEVELS (1u << 20)
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err != NULL && errlen > 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return PD_EPARAM;
-}
-
-static int num_param(const cJSON *it, double lo, int lo_open, double *out,
-                     char *err, size_t errlen)
-{
-    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble))
-        return fail(err, errlen, "%s: must be a number", it->string);
-    double v = it->valuedouble;
-    if (lo_open ? !(v > lo) : !(v >= lo))
-        return fail(err, errlen, "%s: must be %s %g, got %g", it->string, lo_open ? ">" : ">=", lo, v);
-    *out = v;
-    return 0;
-}
-
 static int nb_params_parse(const cJSON *params, const struct pd_task *task,
                            void **out, char *err, size_t errlen)
 {
     *out = NULL;
+    struct params_ctx pc = {"nb", PARAMS_BOUNDS, err, errlen};
     if (task == NULL || task->kind != PD_TASK_CLASSIFICATION)
-        return fail(err, errlen, "task: nb supports classification only");
-    if (params != NULL && !cJSON_IsNull(params) && !cJSON_IsObject(params))
-        return fail(err, errlen, "params: must be a JSON object");
+        return params_fail(err, errlen, "task: nb supports classification only");
+    if (params_object(&pc, params) != 0) return PD_EPARAM;
     struct nb_params *p = calloc(1, sizeof *p);
     if (p == NULL) {
-        fail(err, errlen, "params: out of memory");
+        params_fail(err, errlen, "params: out of memory");
         return PD_ENOMEM;
     }
     p->var_smoothing = 1e-9;
@@ -75,12 +52,10 @@ static int nb_params_parse(const cJSON *params, const struct pd_task *task,
     cJSON_ArrayForEach(it, obj) {
         const char *k = it->string;
         int rc;
-        if (strcmp(k, "var_smoothing") == 0) rc = num_param(it, 0, 0, &p->var_smoothing, err, errlen);
-        else if (strcmp(k, "alpha") == 0) rc = num_param(it, 0, 1, &p->alpha, err, errlen);
-        else if (strcmp(k, "fit_prior") == 0) {
-            rc = cJSON_IsBool(it) ? 0 : fail(err, errlen, "fit_prior: must be true or false");
-            p->fit_prior = cJSON_IsTrue(it);
-        } else rc = fail(err, errlen, "%s: unknown parameter of nb", k);
+        if (strcmp(k, "var_smoothing") == 0) rc = params_num(&pc, it, 0, 0, INFINITY, 0, &p->var_smoothing);
+        else if (strcmp(k, "alpha") == 0) rc = params_num(&pc, it, 0, 1, INFINITY, 0, &p->alpha);
+        else if (strcmp(k, "fit_prior") == 0) rc = params_bool(&pc, it, &p->fit_prior);
+        else rc = params_unknown(&pc, it);
         if (rc != 0) {
             free(p);
             return rc;
@@ -149,12 +124,12 @@ static int nb_fit(const void *params, const struct pd_task *task,
 {
     const struct nb_params *p = params;
     *out_model = NULL;
-    if (p == NULL || task == NULL || tr == NULL) return fail(err, errlen, "nb: missing argument");
+    if (p == NULL || task == NULL || tr == NULL) return params_fail(err, errlen, "nb: missing argument");
     if (task->kind != PD_TASK_CLASSIFICATION || task->n_classes < 1 ||
         (uint32_t)task->n_classes > NB_MAX_CLASSES)
-        return fail(err, errlen, "task: nb needs classification with 1..%u classes", NB_MAX_CLASSES);
+        return params_fail(err, errlen, "task: nb needs classification with 1..%u classes", NB_MAX_CLASSES);
     if (tr->n == 0 || tr->d == 0 || tr->d > NB_MAX_D) {
-        fail(err, errlen, "nb: cannot fit %zu rows of %zu features", tr->n, tr->d);
+        params_fail(err, errlen, "nb: cannot fit %zu rows of %zu features", tr->n, tr->d);
         return PD_EDATA;
     }
     size_t n = tr->n, d = tr->d, k = (size_t)task->n_classes;
@@ -164,7 +139,7 @@ static int nb_fit(const void *params, const struct pd_task *task,
         int l = tr->levels ? tr->levels[j] : 0;
         if (l < 0 || (uint32_t)l > NB_MAX_LEVELS) {
             free(lv);
-            fail(err, errlen, "levels: feature %zu has %d levels (0..%u allowed)", j, l, NB_MAX_LEVELS);
+            params_fail(err, errlen, "levels: feature %zu has %d levels (0..%u allowed)", j, l, NB_MAX_LEVELS);
             return PD_EDATA;
         }
         lv[j] = (uint32_t)l;
@@ -174,7 +149,7 @@ static int nb_fit(const void *params, const struct pd_task *task,
         double w = tr->w ? tr->w[i] : 1.0, y = tr->y[i];
         if (!(w >= 0) || !isfinite(w) || !(y >= 0 && y < (double)k && y == floor(y))) {
             free(lv);
-            fail(err, errlen, "row %zu: bad weight or class", i);
+            params_fail(err, errlen, "row %zu: bad weight or class", i);
             return PD_EDATA;
         }
         for (size_t j = 0; j < d; j++) {
@@ -182,7 +157,7 @@ static int nb_fit(const void *params, const struct pd_task *task,
             if (isnan(v)) continue;
             if (isinf(v) || (lv[j] && !(v >= 0 && v < (float)lv[j] && v == floorf(v)))) {
                 free(lv);
-                fail(err, errlen, "row %zu feature %zu: value %g is not valid", i, j, (double)v);
+                params_fail(err, errlen, "row %zu feature %zu: value %g is not valid", i, j, (double)v);
                 return PD_EDATA;
             }
         }
@@ -220,7 +195,7 @@ static int nb_fit(const void *params, const struct pd_task *task,
     if (!(total > 0)) {
         nb_model_free(m);
         free(cw); free(sw); free(gs);
-        fail(err, errlen, "weights: sum to zero");
+        params_fail(err, errlen, "weights: sum to zero");
         return PD_EDATA;
     }
     for (size_t j = 0; j < d; j++) {
@@ -275,10 +250,10 @@ static int nb_fit(const void *params, const struct pd_task *task,
 cancelled:
     nb_model_free(m);
     free(cw); free(sw); free(gs);
-    fail(err, errlen, "nb: cancelled");
+    params_fail(err, errlen, "nb: cancelled");
     return PD_ECANCELLED;
 nomem:
-    fail(err, errlen, "nb: out of memory");
+    params_fail(err, errlen, "nb: out of memory");
     return PD_ENOMEM;
 }
 
@@ -388,12 +363,12 @@ static int nb_load(struct pd_reader *in, void **out_model, char *err,
 bad:
     free(lv);
     nb_model_free(m);
-    fail(err, errlen, "nb: model data is truncated or not a naive Bayes model");
+    params_fail(err, errlen, "nb: model data is truncated or not a naive Bayes model");
     return PD_EFORMAT;
 nomem:
     free(lv);
     nb_model_free(m);
-    fail(err, errlen, "nb: out of memory");
+    params_fail(err, errlen, "nb: out of memory");
     return PD_ENOMEM;
 }
 

@@ -1,6 +1,6 @@
 /*
  * tree.c - see tree.h. Flat decision trees, their model-file form, a key
- * sort for split search, and strict JSON parameter readers.
+ * sort for split search, and a row-block runner on short-lived threads.
  *
  * File form of one tree: u32 n_nodes, u32 n_leaves, u32 value_dim, then
  * per node i32 feature, f32 thr, u32 left, u32 right, u32 missing_left,
@@ -10,7 +10,6 @@
  */
 #include "trainers/tree.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,91 +247,4 @@ void tree_parallel_rows(int threads, size_t n, size_t min_rows,
     fn(ctx, jobs[0].lo, jobs[0].hi);
     for (size_t t = 1; t < T; t++)
         if (started[t]) pthread_join(th[t], NULL);
-}
-
-/* --- parameters ---------------------------------------------------------- */
-
-int tree_param_check_keys(const cJSON *obj, const char *const *known,
-                          char *err, size_t errlen)
-{
-    if (obj == NULL || cJSON_IsNull(obj)) return 0;
-    if (!cJSON_IsObject(obj)) {
-        snprintf(err, errlen, "params: must be a JSON object");
-        return -1;
-    }
-    const cJSON *it;
-    cJSON_ArrayForEach(it, obj) {
-        int ok = 0;
-        for (const char *const *k = known; *k; k++)
-            if (it->string && strcmp(it->string, *k) == 0) { ok = 1; break; }
-        if (!ok) {
-            snprintf(err, errlen, "%s: unknown parameter",
-                     it->string ? it->string : "(unnamed)");
-            return -1;
-        }
-        /* Duplicate keys would make the effective value ambiguous. */
-        for (const cJSON *j = it->next; j; j = j->next)
-            if (j->string && it->string && strcmp(j->string, it->string) == 0) {
-                snprintf(err, errlen, "%s: given more than once", it->string);
-                return -1;
-            }
-    }
-    return 0;
-}
-
-static const cJSON *param_get(const cJSON *obj, const char *key)
-{
-    if (obj == NULL || !cJSON_IsObject(obj)) return NULL;
-    return cJSON_GetObjectItemCaseSensitive(obj, key);
-}
-
-int tree_param_int(const cJSON *obj, const char *key, long lo, long hi,
-                   long *out, char *err, size_t errlen)
-{
-    const cJSON *v = param_get(obj, key);
-    if (v == NULL) return 0;
-    double x = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-    if (!cJSON_IsNumber(v) || !isfinite(x) || x != floor(x)) {
-        snprintf(err, errlen, "%s: must be an integer", key);
-        return -1;
-    }
-    if (x < (double)lo || x > (double)hi) {
-        snprintf(err, errlen, "%s: must be in [%ld, %ld], got %.17g", key, lo, hi, x);
-        return -1;
-    }
-    *out = (long)x;
-    return 1;
-}
-
-int tree_param_num(const cJSON *obj, const char *key, double lo, int lo_open,
-                   double hi, int hi_open, double *out, char *err,
-                   size_t errlen)
-{
-    const cJSON *v = param_get(obj, key);
-    if (v == NULL) return 0;
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-        snprintf(err, errlen, "%s: must be a number", key);
-        return -1;
-    }
-    double x = v->valuedouble;
-    if ((lo_open ? x <= lo : x < lo) || (hi_open ? x >= hi : x > hi)) {
-        snprintf(err, errlen, "%s: must be in %c%g, %g%c, got %.17g", key,
-                 lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']', x);
-        return -1;
-    }
-    *out = x;
-    return 1;
-}
-
-int tree_param_bool(const cJSON *obj, const char *key, int *out, char *err,
-                    size_t errlen)
-{
-    const cJSON *v = param_get(obj, key);
-    if (v == NULL) return 0;
-    if (!cJSON_IsBool(v)) {
-        snprintf(err, errlen, "%s: must be true or false", key);
-        return -1;
-    }
-    *out = cJSON_IsTrue(v) ? 1 : 0;
-    return 1;
 }

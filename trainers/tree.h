@@ -8,20 +8,22 @@
  *   bounds-checked save/load.
  * - tree_sort_keys: sorts (key << 32 | row) pairs by key, counting or radix
  *   sort for big inputs, insertion sort for small ones.
- * - tree_param_*: strict readers of sklearn-style JSON parameters, so that
- *   every family rejects bad values the same way and names the parameter.
+ * - tree_parallel_rows: runs a function over blocks of rows on short-lived
+ *   threads.
  *
- * Nothing here allocates per call except tree_grow/tree_load; nothing here
- * starts threads. A tree is owned by whoever holds it and released with
- * tree_free (which accepts an all-zero tree).
+ * The families' JSON parameter readers live in params.h.
+ *
+ * Only the tree-building calls (tree_add_node, tree_make_leaf,
+ * tree_shrink, tree_load) and tree_depth allocate; only
+ * tree_parallel_rows starts threads, and it joins them before returning.
+ * A tree is owned by whoever holds it and released with tree_free (which
+ * accepts an all-zero tree).
  */
 #ifndef PODIUM_TRAINERS_TREE_H
 #define PODIUM_TRAINERS_TREE_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-#include <cjson/cJSON.h>
 
 #include "trainers/buf.h"
 
@@ -104,21 +106,5 @@ static inline uint32_t tree_float_key(float f)
  * thread cannot be started. */
 void tree_parallel_rows(int threads, size_t n, size_t min_rows,
                         void (*fn)(void *ctx, size_t lo, size_t hi), void *ctx);
-
-/* --- strict parameter readers ------------------------------------------
- * Each returns 0 when the key is absent (leaving *out as is), 1 when it
- * was read, and -1 with a message naming the key when the value has the
- * wrong type or is out of range. */
-int tree_param_int(const cJSON *obj, const char *key, long lo, long hi,
-                   long *out, char *err, size_t errlen);
-int tree_param_num(const cJSON *obj, const char *key, double lo, int lo_open,
-                   double hi, int hi_open, double *out, char *err,
-                   size_t errlen);
-int tree_param_bool(const cJSON *obj, const char *key, int *out, char *err,
-                    size_t errlen);
-/* Rejects any key of obj not in the NULL-terminated list `known`. obj
- * NULL or not an object: only NULL is accepted. */
-int tree_param_check_keys(const cJSON *obj, const char *const *known,
-                          char *err, size_t errlen);
 
 #endif

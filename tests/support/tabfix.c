@@ -14,12 +14,15 @@
 #include "trainers/family.h"
 #include "trainers/metrics.h"
 
+__attribute__((format(printf, 3, 4)))
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
+    if (err != NULL && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
     return -1;
 }
 
@@ -124,7 +127,21 @@ int tabfix_load(const char *path, const char *label, int classify,
     out->n = rows;
     out->y = malloc((rows ? rows : 1) * sizeof *out->y);
     if (!out->y) { fail(err, errlen, "out of memory"); goto done; }
-    if (classify) {
+    if (classify == TABFIX_CLASSES_SEEN) {
+        /* Fixtures hold few classes: a linear search is enough. */
+        out->class_names = calloc(rows ? rows : 1, sizeof *out->class_names);
+        if (!out->class_names) { fail(err, errlen, "out of memory"); goto done; }
+        for (size_t i = 0; i < rows; i++) {
+            int c = 0;
+            while (c < out->n_classes && strcmp(out->class_names[c], labels[i]) != 0) c++;
+            if (c == out->n_classes) {
+                out->class_names[c] = strdup(labels[i]);
+                if (!out->class_names[c]) { fail(err, errlen, "out of memory"); goto done; }
+                out->n_classes++;
+            }
+            out->y[i] = c;
+        }
+    } else if (classify) {
         char **s = malloc((rows ? rows : 1) * sizeof *s);
         if (!s) { fail(err, errlen, "out of memory"); goto done; }
         memcpy(s, labels, rows * sizeof *s);
@@ -214,7 +231,7 @@ int tabfix_cv_score(const struct pd_family *fam, const char *params_json,
     void *params = NULL;
     int rc = PD_ENOMEM;
     if (!fold || !pred || !mean || !sd || (params_json && !pj)) {
-        snprintf(err, errlen, "tabfix_cv_score: out of memory or bad JSON");
+        fail(err, errlen, "tabfix_cv_score: out of memory or bad JSON");
         goto done;
     }
     rc = pd_cv_kfold(&task, t->y, t->n, k, seed, fold, err, errlen);
@@ -232,7 +249,7 @@ int tabfix_cv_score(const struct pd_family *fam, const char *params_json,
         if (!trx || !tex) {
             free(trx); free(try_); free(tex); free(tey);
             rc = PD_ENOMEM;
-            snprintf(err, errlen, "tabfix_cv_score: out of memory");
+            fail(err, errlen, "tabfix_cv_score: out of memory");
             break;
         }
         struct pd_data tr = {ntr, t->d, trx, try_, NULL, NULL};
@@ -260,5 +277,95 @@ done:
     if (fam && params) fam->params_free(params);
     cJSON_Delete(pj);
     free(fold); free(pred); free(mean); free(sd);
+    return rc;
+}
+
+int tabfix_fit(const struct pd_family *fam, const char *params_json,
+               struct pd_task task, const struct pd_data *train,
+               const struct pd_data *valid, const struct pd_fit_opts *opts,
+               void **model, char *err, size_t errlen)
+{
+    char msg[256] = "";
+    *model = NULL;
+    cJSON *pj = params_json ? cJSON_Parse(params_json) : NULL;
+    if (params_json && !pj) {
+        fail(err, errlen, "params %s: not JSON", params_json);
+        return PD_EPARAM;
+    }
+    void *params = NULL;
+    int rc = fam->params_parse(pj, &task, &params, msg, sizeof msg);
+    cJSON_Delete(pj);
+    if (rc != PD_OK) {
+        fail(err, errlen, "params_parse(%s): %s", params_json ? params_json : "NULL", msg);
+        return rc;
+    }
+    rc = fam->fit(params, &task, train, valid, opts, model, msg, sizeof msg);
+    fam->params_free(params);
+    if (rc != PD_OK) fail(err, errlen, "fit: %d %s", rc, msg);
+    return rc;
+}
+
+int tabfix_cv_shuffled(const struct pd_family *fam, const char *params_json,
+                       const struct tabfix *t, int k, uint64_t shuffle_seed,
+                       uint64_t fit_seed, int threads, double *score,
+                       char *err, size_t errlen)
+{
+    size_t n = t->n, d = t->d;
+    int K = t->n_classes;
+    struct pd_task task = { K ? PD_TASK_CLASSIFICATION : PD_TASK_REGRESSION, K };
+    size_t *perm = malloc((n ? n : 1) * sizeof *perm);
+    float *xtr = malloc((n ? n : 1) * d * sizeof *xtr), *xte = malloc((n ? n : 1) * d * sizeof *xte);
+    double *ytr = malloc((n ? n : 1) * sizeof *ytr), *yte = malloc((n ? n : 1) * sizeof *yte);
+    double *out = malloc((n ? n : 1) * (K ? K : 1) * sizeof *out);
+    int rc = PD_ENOMEM;
+    if (!perm || !xtr || !xte || !ytr || !yte || !out || k < 1) {
+        fail(err, errlen, "tabfix_cv_shuffled: out of memory or no folds");
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) perm[i] = i;
+    struct pd_rng r;
+    pd_rng_seed(&r, shuffle_seed);
+    for (size_t i = n; i-- > 1;) {
+        size_t j = (size_t)pd_rng_below(&r, i + 1);
+        size_t tmp = perm[i]; perm[i] = perm[j]; perm[j] = tmp;
+    }
+    double right = 0, sse = 0, sst = 0, mean = 0;
+    for (size_t i = 0; i < n; i++) mean += t->y[i];
+    mean /= n;
+    rc = PD_OK;
+    for (int f = 0; rc == PD_OK && f < k; f++) {
+        size_t ntr = 0, nte = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t r0 = perm[i];
+            if ((int)(i % (size_t)k) == f) {
+                memcpy(xte + nte * d, t->x + r0 * d, d * sizeof *xte);
+                yte[nte++] = t->y[r0];
+            } else {
+                memcpy(xtr + ntr * d, t->x + r0 * d, d * sizeof *xtr);
+                ytr[ntr++] = t->y[r0];
+            }
+        }
+        struct pd_data tr = { .n = ntr, .d = d, .x = xtr, .y = ytr };
+        struct pd_fit_opts opts = { .threads = threads, .seed = fit_seed };
+        void *m = NULL;
+        rc = tabfix_fit(fam, params_json, task, &tr, NULL, &opts, &m, err, errlen);
+        if (rc != PD_OK) break;
+        rc = fam->predict(m, xte, nte, d, threads, out);
+        if (rc != PD_OK) fail(err, errlen, "predict: %d", rc);
+        for (size_t i = 0; rc == PD_OK && i < nte; i++) {
+            if (K) {
+                int arg = 0;
+                for (int c = 1; c < K; c++) if (out[i * K + c] > out[i * K + arg]) arg = c;
+                right += arg == (int)yte[i];
+            } else {
+                sse += (out[i] - yte[i]) * (out[i] - yte[i]);
+                sst += (yte[i] - mean) * (yte[i] - mean);
+            }
+        }
+        fam->model_free(m);
+    }
+    if (rc == PD_OK) *score = K ? right / n : 1 - sse / sst;
+done:
+    free(perm); free(xtr); free(xte); free(ytr); free(yte); free(out);
     return rc;
 }

@@ -1,8 +1,8 @@
 /* test_forest.c - rf and extratrees: hand-checked stumps, reproducibility
  * across thread counts, save/load, truncated and garbage model files, bad
  * parameters, OOB score, cancellation, and 5-fold accuracy floors on iris,
- * breast_cancer and diabetes (CSV copies in tests/data/tabular/, read with a
- * small loader below; run from the repository root). */
+ * breast_cancer and diabetes (CSV copies in tests/data/tabular/, read with
+ * tests/support/tabfix; run from the repository root). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,142 +13,37 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "tests/support/tabfix.h"
 #include "trainers/forest.h"
 
-/* --- a tiny numeric CSV loader ------------------------------------------- */
-
-struct table {
-    size_t n, d;
-    float *x;
-    double *y;
-    int n_classes;
-};
-
-static void table_free(struct table *t)
-{
-    free(t->x);
-    free(t->y);
-    memset(t, 0, sizeof *t);
-}
-
-/* Header line skipped; all columns but the last parsed with strtod; the
- * last is a class name (classify: indices in order of first appearance)
- * or a number. */
-static int table_load(const char *path, int classify, struct table *t)
-{
-    memset(t, 0, sizeof *t);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) return -1;
-    char line[8192];
-    char names[32][64];
-    size_t cap = 0;
-    if (!fgets(line, sizeof line, f)) { fclose(f); return -1; }
-    while (fgets(line, sizeof line, f)) {
-        size_t len = strcspn(line, "\r\n");
-        line[len] = '\0';
-        if (len == 0) continue;
-        size_t cols = 1;
-        for (char *p = line; *p; p++) cols += *p == ',';
-        if (t->d == 0) t->d = cols - 1;
-        if (cols - 1 != t->d) { fclose(f); return -1; }
-        if (t->n == cap) {
-            cap = cap ? 2 * cap : 256;
-            t->x = realloc(t->x, cap * t->d * sizeof *t->x);
-            t->y = realloc(t->y, cap * sizeof *t->y);
-        }
-        char *p = line;
-        for (size_t j = 0; j < t->d; j++) {
-            char *end;
-            t->x[t->n * t->d + j] = (float)strtod(p, &end);
-            p = strchr(end, ',') + 1;
-        }
-        if (classify) {
-            int k;
-            for (k = 0; k < t->n_classes; k++) if (strcmp(names[k], p) == 0) break;
-            if (k == t->n_classes) {
-                if (k == 32 || strlen(p) >= sizeof names[k]) { fclose(f); return -1; }
-                memcpy(names[k], p, strlen(p) + 1);
-                t->n_classes++;
-            }
-            t->y[t->n] = k;
-        } else {
-            t->y[t->n] = strtod(p, NULL);
-        }
-        t->n++;
-    }
-    fclose(f);
-    return 0;
-}
-
 /* --- helpers ------------------------------------------------------------- */
+
+/* Fixtures are loaded with TABFIX_CLASSES_SEEN (class indices in order of
+ * first appearance; breast_cancer lists malignant first), the order these
+ * tests' expectations were written against. */
 
 static void *fit_json(const struct pd_family *fam, const char *json, struct pd_task task,
                       const float *x, const double *y, size_t n, size_t d, int threads,
                       uint64_t seed)
 {
-    char err[256] = "";
-    cJSON *pj = json ? cJSON_Parse(json) : NULL;
-    void *params = NULL;
-    int rc = fam->params_parse(pj, &task, &params, err, sizeof err);
-    cJSON_Delete(pj);
-    if (rc != PD_OK) fail_msg("params_parse(%s): %s", json, err);
+    char err[512] = "";
     struct pd_data data = { .n = n, .d = d, .x = x, .y = y };
     struct pd_fit_opts opts = { .threads = threads, .seed = seed };
     void *model = NULL;
-    rc = fam->fit(params, &task, &data, NULL, &opts, &model, err, sizeof err);
-    fam->params_free(params);
-    if (rc != PD_OK) fail_msg("fit: %d %s", rc, err);
+    if (tabfix_fit(fam, json, task, &data, NULL, &opts, &model, err, sizeof err) != PD_OK)
+        fail_msg("%s", err);
     return model;
 }
 
-/* Pooled 5-fold out-of-fold score: accuracy or R^2. */
-static double cv5(const struct pd_family *fam, const char *json, const struct table *t)
+/* Pooled 5-fold out-of-fold score (accuracy or R^2) over a shuffle seeded
+ * with 7, each fold fitted with seed 42 on 2 threads. */
+static double cv5(const struct pd_family *fam, const char *json, const struct tabfix *t)
 {
-    size_t n = t->n, d = t->d;
-    int K = t->n_classes;
-    struct pd_task task = { K ? PD_TASK_CLASSIFICATION : PD_TASK_REGRESSION, K };
-    size_t *perm = malloc(n * sizeof *perm);
-    for (size_t i = 0; i < n; i++) perm[i] = i;
-    struct pd_rng r;
-    pd_rng_seed(&r, 7);
-    for (size_t i = n - 1; i > 0; i--) {
-        size_t j = (size_t)pd_rng_below(&r, i + 1);
-        size_t tmp = perm[i]; perm[i] = perm[j]; perm[j] = tmp;
-    }
-    float *xtr = malloc(n * d * sizeof *xtr), *xte = malloc(n * d * sizeof *xte);
-    double *ytr = malloc(n * sizeof *ytr), *yte = malloc(n * sizeof *yte);
-    double *out = malloc(n * (K ? K : 1) * sizeof *out);
-    double right = 0, sse = 0, sst = 0, mean = 0;
-    for (size_t i = 0; i < n; i++) mean += t->y[i];
-    mean /= n;
-    for (int f = 0; f < 5; f++) {
-        size_t ntr = 0, nte = 0;
-        for (size_t i = 0; i < n; i++) {
-            size_t r0 = perm[i];
-            if ((int)(i % 5) == f) {
-                memcpy(xte + nte * d, t->x + r0 * d, d * sizeof *xte);
-                yte[nte++] = t->y[r0];
-            } else {
-                memcpy(xtr + ntr * d, t->x + r0 * d, d * sizeof *xtr);
-                ytr[ntr++] = t->y[r0];
-            }
-        }
-        void *m = fit_json(fam, json, task, xtr, ytr, ntr, d, 2, 42);
-        assert_int_equal(fam->predict(m, xte, nte, d, 2, out), PD_OK);
-        for (size_t i = 0; i < nte; i++) {
-            if (K) {
-                int arg = 0;
-                for (int k = 1; k < K; k++) if (out[i * K + k] > out[i * K + arg]) arg = k;
-                right += arg == (int)yte[i];
-            } else {
-                sse += (out[i] - yte[i]) * (out[i] - yte[i]);
-                sst += (yte[i] - mean) * (yte[i] - mean);
-            }
-        }
-        fam->model_free(m);
-    }
-    free(perm); free(xtr); free(xte); free(ytr); free(yte); free(out);
-    return K ? right / n : 1 - sse / sst;
+    char err[512] = "";
+    double score = 0;
+    if (tabfix_cv_shuffled(fam, json, t, 5, 7, 42, 2, &score, err, sizeof err) != PD_OK)
+        fail_msg("%s", err);
+    return score;
 }
 
 /* --- hand-checked stumps ------------------------------------------------- */
@@ -233,8 +128,8 @@ static void extratrees_stump_is_consistent(void **state)
 
 static void reproducible_across_threads(void **state)
 {
-    struct table t;
-    assert_int_equal(table_load("tests/data/tabular/breast_cancer.csv", 1, &t), 0);
+    struct tabfix t;
+    assert_int_equal(tabfix_load("tests/data/tabular/breast_cancer.csv", NULL, TABFIX_CLASSES_SEEN, &t, NULL, 0), 0);
     struct pd_task task = { PD_TASK_CLASSIFICATION, t.n_classes };
     const struct pd_family *fams[] = { &pd_family_rf, &pd_family_extratrees };
     /* Query points between training rows: on the rows themselves fully
@@ -258,13 +153,13 @@ static void reproducible_across_threads(void **state)
         for (int i = 0; i < 4; i++) free(o[i]);
     }
     free(qx);
-    table_free(&t);
+    tabfix_free(&t);
 }
 
 static void save_load_round_trip_and_truncation(void **state)
 {
-    struct table t;
-    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
+    struct tabfix t;
+    assert_int_equal(tabfix_load("tests/data/tabular/iris.csv", NULL, TABFIX_CLASSES_SEEN, &t, NULL, 0), 0);
     struct pd_task task = { PD_TASK_CLASSIFICATION, t.n_classes };
     const struct pd_family *fams[] = { &pd_family_rf, &pd_family_extratrees };
     for (int f = 0; f < 2; f++) {
@@ -330,7 +225,7 @@ static void save_load_round_trip_and_truncation(void **state)
         fams[f]->model_free(m);
         fams[f]->model_free(m2);
     }
-    table_free(&t);
+    tabfix_free(&t);
 }
 
 /* --- parameters ---------------------------------------------------------- */
@@ -426,8 +321,8 @@ static void on_progress(void *ctx, const struct pd_progress *p)
 
 static void oob_score_reported(void **state)
 {
-    struct table t;
-    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
+    struct tabfix t;
+    assert_int_equal(tabfix_load("tests/data/tabular/iris.csv", NULL, TABFIX_CLASSES_SEEN, &t, NULL, 0), 0);
     struct pd_task task = { PD_TASK_CLASSIFICATION, t.n_classes };
     cJSON *j = cJSON_Parse("{\"n_estimators\":50,\"oob_score\":true}");
     void *p, *m = NULL;
@@ -444,10 +339,10 @@ static void oob_score_reported(void **state)
     assert_true(forest_model_oob_score(m) == s.oob);
     pd_family_rf.model_free(m);
     pd_family_rf.params_free(p);
-    table_free(&t);
+    tabfix_free(&t);
 
     /* Regression OOB is an R^2. */
-    assert_int_equal(table_load("tests/data/tabular/diabetes.csv", 0, &t), 0);
+    assert_int_equal(tabfix_load("tests/data/tabular/diabetes.csv", NULL, TABFIX_NUMBER, &t, NULL, 0), 0);
     struct pd_task rt = { PD_TASK_REGRESSION, 0 };
     j = cJSON_Parse("{\"n_estimators\":40,\"oob_score\":true,\"max_samples\":0.8}");
     assert_int_equal(pd_family_rf.params_parse(j, &rt, &p, err, sizeof err), PD_OK);
@@ -458,7 +353,7 @@ static void oob_score_reported(void **state)
     assert_true(r2 > 0.2 && r2 < 0.7);
     pd_family_rf.model_free(m);
     pd_family_rf.params_free(p);
-    table_free(&t);
+    tabfix_free(&t);
 }
 
 static void cancel_and_bad_data(void **state)
@@ -488,8 +383,8 @@ static void cancel_and_bad_data(void **state)
 /* A row of weight 2 counts as two copies of the row. */
 static void weights_equal_duplicates(void **state)
 {
-    struct table t;
-    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
+    struct tabfix t;
+    assert_int_equal(tabfix_load("tests/data/tabular/iris.csv", NULL, TABFIX_CLASSES_SEEN, &t, NULL, 0), 0);
     size_t n = t.n, d = t.d, n2 = 0;
     float *x2 = malloc(2 * n * d * sizeof *x2);
     double *y2 = malloc(2 * n * sizeof *y2), *w = malloc(n * sizeof *w);
@@ -519,36 +414,36 @@ static void weights_equal_duplicates(void **state)
     pd_family_rf.model_free(m2);
     pd_family_rf.params_free(p);
     free(x2); free(y2); free(w); free(o1); free(o2);
-    table_free(&t);
+    tabfix_free(&t);
 }
 
 /* --- accuracy floors ----------------------------------------------------- */
 
 static void accuracy_floors(void **state)
 {
-    struct table t;
-    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
+    struct tabfix t;
+    assert_int_equal(tabfix_load("tests/data/tabular/iris.csv", NULL, TABFIX_CLASSES_SEEN, &t, NULL, 0), 0);
     assert_int_equal(t.n, 150);
     assert_int_equal(t.n_classes, 3);
     double a = cv5(&pd_family_rf, NULL, &t), b = cv5(&pd_family_extratrees, NULL, &t);
     print_message("iris: rf %.4f extratrees %.4f\n", a, b);
     assert_true(a >= 0.93 && b >= 0.93);
-    table_free(&t);
+    tabfix_free(&t);
 
-    assert_int_equal(table_load("tests/data/tabular/breast_cancer.csv", 1, &t), 0);
+    assert_int_equal(tabfix_load("tests/data/tabular/breast_cancer.csv", NULL, TABFIX_CLASSES_SEEN, &t, NULL, 0), 0);
     assert_int_equal(t.n_classes, 2);
     a = cv5(&pd_family_rf, NULL, &t);
     b = cv5(&pd_family_extratrees, "{\"criterion\":\"entropy\"}", &t);
     print_message("breast_cancer: rf %.4f extratrees %.4f\n", a, b);
     assert_true(a >= 0.94 && b >= 0.94);
-    table_free(&t);
+    tabfix_free(&t);
 
-    assert_int_equal(table_load("tests/data/tabular/diabetes.csv", 0, &t), 0);
+    assert_int_equal(tabfix_load("tests/data/tabular/diabetes.csv", NULL, TABFIX_NUMBER, &t, NULL, 0), 0);
     a = cv5(&pd_family_rf, NULL, &t);
     b = cv5(&pd_family_extratrees, "{\"min_samples_leaf\":5}", &t);
     print_message("diabetes R2: rf %.4f extratrees %.4f\n", a, b);
     assert_true(a >= 0.35 && b >= 0.35);
-    table_free(&t);
+    tabfix_free(&t);
 }
 
 int main(void)

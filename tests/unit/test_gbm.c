@@ -4,7 +4,7 @@
  * reproducibility (seed and thread count), save/load, truncated and garbage
  * model files, bad parameters, cancellation, and 5-fold accuracy floors on
  * iris, breast_cancer and diabetes (CSV copies in tests/data/tabular/, read
- * with a small loader below; run from the repository root). */
+ * with tests/support/tabfix; run from the repository root). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,160 +15,43 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "tests/support/tabfix.h"
 #include "trainers/gbm.h"
 #include "trainers/hist.h"
 
-/* --- a tiny numeric CSV loader ------------------------------------------- */
-
-struct table {
-    size_t n, d;
-    float *x;
-    double *y;
-    int n_classes;
-};
-
-static void table_free(struct table *t)
-{
-    free(t->x);
-    free(t->y);
-    memset(t, 0, sizeof *t);
-}
-
-/* Header line skipped; all columns but the last parsed with strtod; the
- * last is a class name (classify: indices in order of first appearance)
- * or a number. */
-static int table_load(const char *path, int classify, struct table *t)
-{
-    memset(t, 0, sizeof *t);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) return -1;
-    char line[8192];
-    char names[32][64];
-    size_t cap = 0;
-    if (!fgets(line, sizeof line, f)) { fclose(f); return -1; }
-    while (fgets(line, sizeof line, f)) {
-        size_t len = strcspn(line, "\r\n");
-        line[len] = '\0';
-        if (len == 0) continue;
-        size_t cols = 1;
-        for (char *p = line; *p; p++) cols += *p == ',';
-        if (t->d == 0) t->d = cols - 1;
-        if (cols - 1 != t->d) { fclose(f); return -1; }
-        if (t->n == cap) {
-            cap = cap ? 2 * cap : 256;
-            t->x = realloc(t->x, cap * t->d * sizeof *t->x);
-            t->y = realloc(t->y, cap * sizeof *t->y);
-        }
-        char *p = line;
-        for (size_t j = 0; j < t->d; j++) {
-            char *end;
-            t->x[t->n * t->d + j] = (float)strtod(p, &end);
-            p = strchr(end, ',') + 1;
-        }
-        if (classify) {
-            int k;
-            for (k = 0; k < t->n_classes; k++) if (strcmp(names[k], p) == 0) break;
-            if (k == t->n_classes) {
-                if (k == 32 || strlen(p) >= sizeof names[k]) { fclose(f); return -1; }
-                memcpy(names[k], p, strlen(p) + 1);
-                t->n_classes++;
-            }
-            t->y[t->n] = k;
-        } else {
-            t->y[t->n] = strtod(p, NULL);
-        }
-        t->n++;
-    }
-    fclose(f);
-    return 0;
-}
-
 /* --- helpers ------------------------------------------------------------- */
 
-static void *fit_json(const struct pd_family *fam, const char *json, struct pd_task task,
-                      const float *x, const double *y, size_t n, size_t d, int threads,
-                      uint64_t seed)
-{
-    char err[256] = "";
-    cJSON *pj = json ? cJSON_Parse(json) : NULL;
-    void *params = NULL;
-    int rc = fam->params_parse(pj, &task, &params, err, sizeof err);
-    cJSON_Delete(pj);
-    if (rc != PD_OK) fail_msg("params_parse(%s): %s", json, err);
-    struct pd_data data = { .n = n, .d = d, .x = x, .y = y };
-    struct pd_fit_opts opts = { .threads = threads, .seed = seed };
-    void *model = NULL;
-    rc = fam->fit(params, &task, &data, NULL, &opts, &model, err, sizeof err);
-    fam->params_free(params);
-    if (rc != PD_OK) fail_msg("fit: %d %s", rc, err);
-    return model;
-}
-
-/* Pooled 5-fold out-of-fold score: accuracy or R^2. */
-static double cv5(const struct pd_family *fam, const char *json, const struct table *t)
-{
-    size_t n = t->n, d = t->d;
-    int K = t->n_classes;
-    struct pd_task task = { K ? PD_TASK_CLASSIFICATION : PD_TASK_REGRESSION, K };
-    size_t *perm = malloc(n * sizeof *perm);
-    for (size_t i = 0; i < n; i++) perm[i] = i;
-    struct pd_rng r;
-    pd_rng_seed(&r, 7);
-    for (size_t i = n - 1; i > 0; i--) {
-        size_t j = (size_t)pd_rng_below(&r, i + 1);
-        size_t tmp = perm[i]; perm[i] = perm[j]; perm[j] = tmp;
-    }
-    float *xtr = malloc(n * d * sizeof *xtr), *xte = malloc(n * d * sizeof *xte);
-    double *ytr = malloc(n * sizeof *ytr), *yte = malloc(n * sizeof *yte);
-    double *out = malloc(n * (K ? K : 1) * sizeof *out);
-    double right = 0, sse = 0, sst = 0, mean = 0;
-    for (size_t i = 0; i < n; i++) mean += t->y[i];
-    mean /= n;
-    for (int f = 0; f < 5; f++) {
-        size_t ntr = 0, nte = 0;
-        for (size_t i = 0; i < n; i++) {
-            size_t r0 = perm[i];
-            if ((int)(i % 5) == f) {
-                memcpy(xte + nte * d, t->x + r0 * d, d * sizeof *xte);
-                yte[nte++] = t->y[r0];
-            } else {
-                memcpy(xtr + ntr * d, t->x + r0 * d, d * sizeof *xtr);
-                ytr[ntr++] = t->y[r0];
-            }
-        }
-        void *m = fit_json(fam, json, task, xtr, ytr, ntr, d, 2, 42);
-        assert_int_equal(fam->predict(m, xte, nte, d, 2, out), PD_OK);
-        for (size_t i = 0; i < nte; i++) {
-            if (K) {
-                int arg = 0;
-                for (int k = 1; k < K; k++) if (out[i * K + k] > out[i * K + arg]) arg = k;
-                right += arg == (int)yte[i];
-            } else {
-                sse += (out[i] - yte[i]) * (out[i] - yte[i]);
-                sst += (yte[i] - mean) * (yte[i] - mean);
-            }
-        }
-        fam->model_free(m);
-    }
-    free(perm); free(xtr); free(xte); free(ytr); free(yte); free(out);
-    return K ? right / n : 1 - sse / sst;
-}
-
+/* Fixtures are loaded with TABFIX_CLASSES_SEEN (class indices in order of
+ * first appearance; breast_cancer lists malignant first), the order these
+ * tests' expectations were written against. */
 
 static void *fit_full(const char *json, struct pd_task task, const struct pd_data *train,
                       const struct pd_data *valid, struct pd_fit_opts *opts)
 {
-    char err[256] = "";
-    cJSON *pj = json ? cJSON_Parse(json) : NULL;
-    void *params = NULL;
-    int rc = pd_family_gbm.params_parse(pj, &task, &params, err, sizeof err);
-    cJSON_Delete(pj);
-    if (rc != PD_OK) fail_msg("params_parse(%s): %s", json, err);
+    char err[512] = "";
     void *model = NULL;
-    rc = pd_family_gbm.fit(params, &task, train, valid, opts, &model, err, sizeof err);
-    pd_family_gbm.params_free(params);
-    if (rc != PD_OK) fail_msg("fit: %d %s", rc, err);
+    if (tabfix_fit(&pd_family_gbm, json, task, train, valid, opts, &model, err, sizeof err) != PD_OK)
+        fail_msg("%s", err);
     return model;
+}
+
+static void *fit_json(const char *json, struct pd_task task, const float *x, const double *y,
+                      size_t n, size_t d, int threads, uint64_t seed)
+{
+    struct pd_data data = { .n = n, .d = d, .x = x, .y = y };
+    struct pd_fit_opts opts = { .threads = threads, .seed = seed };
+    return fit_full(json, task, &data, NULL, &opts);
+}
+
+/* Pooled 5-fold out-of-fold score (accuracy or R^2) over a shuffle seeded
+ * with 7, each fold fitted with seed 42 on 2 threads. */
+static double cv5(const struct pd_family *fam, const char *json, const struct tabfix *t)
+{
+    char err[512] = "";
+    double score = 0;
+    if (tabfix_cv_shuffled(fam, json, t, 5, 7, 42, 2, &score, err, sizeof err) != PD_OK)
+        fail_msg("%s", err);
+    return score;
 }
 
 /* --- binning ------------------------------------------------------------- */
@@ -296,8 +179,8 @@ static void missing_values_default_direction(void **state)
 
 static void leaf_wise_growth_caps_leaves(void **state)
 {
-    struct table t;
-    assert_int_equal(table_load("tests/data/tabular/breast_cancer.csv", 1, &t), 0);
+    struct tabfix t;
+    assert_int_equal(tabfix_load("tests/data/tabular/breast_cancer.csv", NULL, TABFIX_CLASSES_SEEN, &t, NULL, 0), 0);
     struct pd_data dt = { .n = t.n, .d = t.d, .x = t.x, .y = t.y };
     struct pd_fit_opts o = { .threads = 2, .seed = 1 };
     struct pd_task task = { PD_TASK_CLASSIFICATION, 2 };
@@ -319,7 +202,7 @@ static void leaf_wise_growth_caps_leaves(void **state)
     }
     assert_true(deep > 0);
     pd_family_gbm.model_free(m);
-    table_free(&t);
+    tabfix_free(&t);
 }
 
 struct events { int n; double v[1000]; int best_events; double best; const char *metric; };
@@ -339,8 +222,8 @@ static void on_progress(void *ctx, const struct pd_progress *p)
 
 static void early_stopping_keeps_best_round(void **state)
 {
-    struct table t;
-    assert_int_equal(table_load("tests/data/tabular/breast_cancer.csv", 1, &t), 0);
+    struct tabfix t;
+    assert_int_equal(tabfix_load("tests/data/tabular/breast_cancer.csv", NULL, TABFIX_CLASSES_SEEN, &t, NULL, 0), 0);
     size_t ntr = 400;
     struct pd_data tr = { .n = ntr, .d = t.d, .x = t.x, .y = t.y };
     struct pd_data va = { .n = t.n - ntr, .d = t.d, .x = t.x + ntr * t.d, .y = t.y + ntr };
@@ -374,21 +257,20 @@ static void early_stopping_keeps_best_round(void **state)
     assert_int_equal(gbm_model_n_rounds(m), 20);
     for (int i = 1; i < e2.n; i++) assert_true(e2.v[i] <= e2.v[i - 1] + 1e-12);
     pd_family_gbm.model_free(m);
-    table_free(&t);
+    tabfix_free(&t);
 }
 
 /* --- reproducibility, save/load, truncation ------------------------------ */
 
 static void reproducible_across_threads(void **state)
 {
-    struct table t;
-    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
+    struct tabfix t;
+    assert_int_equal(tabfix_load("tests/data/tabular/iris.csv", NULL, TABFIX_CLASSES_SEEN, &t, NULL, 0), 0);
     struct pd_task task = { PD_TASK_CLASSIFICATION, 3 };
     double *o[4];
     int th[4] = { 1, 2, 2, 2 };
     for (int i = 0; i < 4; i++) {
-        void *m = fit_json(&pd_family_gbm,
-                           "{\"n_estimators\":30,\"subsample\":0.7,\"colsample_bytree\":0.6}",
+        void *m = fit_json("{\"n_estimators\":30,\"subsample\":0.7,\"colsample_bytree\":0.6}",
                            task, t.x, t.y, t.n, t.d, th[i], i == 3 ? 8 : 7);
         assert_int_equal(gbm_model_trees_per_round(m), 3);
         o[i] = malloc(t.n * 3 * sizeof *o[i]);
@@ -399,7 +281,7 @@ static void reproducible_across_threads(void **state)
     assert_memory_equal(o[1], o[2], t.n * 3 * sizeof(double));
     assert_true(memcmp(o[0], o[3], t.n * 3 * sizeof(double)) != 0);
     for (int i = 0; i < 4; i++) free(o[i]);
-    table_free(&t);
+    tabfix_free(&t);
 
     /* A bigger synthetic table, so that histograms really run on 2 threads. */
     size_t n = 20000, d = 8;
@@ -414,8 +296,8 @@ static void reproducible_across_threads(void **state)
     }
     double *p1 = malloc(n * sizeof *p1), *p2 = malloc(n * sizeof *p2);
     struct pd_task rt = { PD_TASK_REGRESSION, 0 };
-    void *m1 = fit_json(&pd_family_gbm, "{\"n_estimators\":10,\"subsample\":0.8}", rt, x, y, n, d, 1, 3);
-    void *m2 = fit_json(&pd_family_gbm, "{\"n_estimators\":10,\"subsample\":0.8}", rt, x, y, n, d, 2, 3);
+    void *m1 = fit_json("{\"n_estimators\":10,\"subsample\":0.8}", rt, x, y, n, d, 1, 3);
+    void *m2 = fit_json("{\"n_estimators\":10,\"subsample\":0.8}", rt, x, y, n, d, 2, 3);
     assert_int_equal(pd_family_gbm.predict(m1, x, n, d, 1, p1), PD_OK);
     assert_int_equal(pd_family_gbm.predict(m2, x, n, d, 2, p2), PD_OK);
     assert_memory_equal(p1, p2, n * sizeof *p1);
@@ -426,12 +308,12 @@ static void reproducible_across_threads(void **state)
 
 static void save_load_round_trip_and_truncation(void **state)
 {
-    struct table t;
-    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
+    struct tabfix t;
+    assert_int_equal(tabfix_load("tests/data/tabular/iris.csv", NULL, TABFIX_CLASSES_SEEN, &t, NULL, 0), 0);
     /* Some missing values, so that default directions are exercised. */
     for (size_t i = 0; i < t.n; i += 5) t.x[i * t.d + (i % t.d)] = NAN;
     struct pd_task task = { PD_TASK_CLASSIFICATION, 3 };
-    void *m = fit_json(&pd_family_gbm, "{\"n_estimators\":3,\"max_depth\":2,\"max_bins\":8}",
+    void *m = fit_json("{\"n_estimators\":3,\"max_depth\":2,\"max_bins\":8}",
                        task, t.x, t.y, t.n, t.d, 2, 1);
     struct pd_buf b;
     pd_buf_init(&b);
@@ -485,7 +367,7 @@ static void save_load_round_trip_and_truncation(void **state)
     pd_buf_free(&b);
     pd_family_gbm.model_free(m);
     pd_family_gbm.model_free(m2);
-    table_free(&t);
+    tabfix_free(&t);
 }
 
 /* --- parameters, cancel -------------------------------------------------- */
@@ -564,8 +446,8 @@ static void cancel_stops_fit(void **state)
 /* A row of weight 2 counts as two copies of the row. */
 static void weights_equal_duplicates(void **state)
 {
-    struct table t;
-    assert_int_equal(table_load("tests/data/tabular/diabetes.csv", 0, &t), 0);
+    struct tabfix t;
+    assert_int_equal(tabfix_load("tests/data/tabular/diabetes.csv", NULL, TABFIX_NUMBER, &t, NULL, 0), 0);
     size_t n = 200, d = t.d, n2 = 0;
     float *x2 = malloc(2 * n * d * sizeof *x2);
     double *y2 = malloc(2 * n * sizeof *y2), *w = malloc(n * sizeof *w);
@@ -591,34 +473,34 @@ static void weights_equal_duplicates(void **state)
     pd_family_gbm.model_free(m1);
     pd_family_gbm.model_free(m2);
     free(x2); free(y2); free(w); free(o1); free(o2);
-    table_free(&t);
+    tabfix_free(&t);
 }
 
 /* --- accuracy floors ----------------------------------------------------- */
 
 static void accuracy_floors(void **state)
 {
-    struct table t;
-    assert_int_equal(table_load("tests/data/tabular/iris.csv", 1, &t), 0);
+    struct tabfix t;
+    assert_int_equal(tabfix_load("tests/data/tabular/iris.csv", NULL, TABFIX_CLASSES_SEEN, &t, NULL, 0), 0);
     double a = cv5(&pd_family_gbm, NULL, &t);
     print_message("iris: gbm %.4f\n", a);
     assert_true(a >= 0.93);
-    table_free(&t);
+    tabfix_free(&t);
 
-    assert_int_equal(table_load("tests/data/tabular/breast_cancer.csv", 1, &t), 0);
+    assert_int_equal(tabfix_load("tests/data/tabular/breast_cancer.csv", NULL, TABFIX_CLASSES_SEEN, &t, NULL, 0), 0);
     a = cv5(&pd_family_gbm, NULL, &t);
     double b = cv5(&pd_family_gbm, "{\"max_leaves\":8,\"max_depth\":0,\"subsample\":0.8,"
                                    "\"colsample_bytree\":0.5}", &t);
     print_message("breast_cancer: gbm %.4f lossguide %.4f\n", a, b);
     assert_true(a >= 0.94 && b >= 0.94);
-    table_free(&t);
+    tabfix_free(&t);
 
-    assert_int_equal(table_load("tests/data/tabular/diabetes.csv", 0, &t), 0);
+    assert_int_equal(tabfix_load("tests/data/tabular/diabetes.csv", NULL, TABFIX_NUMBER, &t, NULL, 0), 0);
     a = cv5(&pd_family_gbm, "{\"max_depth\":3,\"learning_rate\":0.05,\"subsample\":0.8}", &t);
     b = cv5(&pd_family_gbm, NULL, &t);
     print_message("diabetes R2: gbm %.4f (defaults %.4f)\n", a, b);
     assert_true(a >= 0.35);
-    table_free(&t);
+    tabfix_free(&t);
 }
 
 int main(void)
