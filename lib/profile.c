@@ -10,6 +10,17 @@
  * number of rows. The caps are shared: with many columns each gets less
  * (cap = min(distinct_cap, max(32, 500k / columns))), so the tables
  * take at most ~100 MB (72 bytes a slot, load <= 3/4) whatever the input.
+ *
+ * Speed: the server profiles uploads as they stream in, so the per-value
+ * path is kept short (bench: parse + profile of a numeric CSV). Values of
+ * the usual shapes ([+-]digits[.digits], at most 19 digits) are read in one
+ * pass, 8 bytes at a time where possible, and their double computed
+ * exactly as strtod would (Clinger's fast path; anything else goes to
+ * strtod); a record's fields are read in one pass and counted in a second
+ * (see add_values); the space-saving summary finds a counter through a
+ * filter and byte tags, and its next victim through a bit mask. None of
+ * this changes a result: the hash, the order of the floating-point
+ * operations and the space-saving choices are those of the plain code.
  */
 #include "lib/profile.h"
 
@@ -21,16 +32,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define HBINS 64
 #define HIST_OUT_MAX 20   /* bins shown at most */
 #define SS_K 64
+#define SS_FILT 1024      /* counters of the space-saving summary's hashes by 10 bits */
 #define HLL_P 12
 #define HLL_M (1u << HLL_P)
 #define SHOW_MAX 45
 #define TOKEN_MAX 64
 #define NUM_MAX 255      /* longer values are never numbers */
 #define TOTAL_DISTINCT_BUDGET 500000u
+
+/* COLD: kept out of the per-value path, so that it stays small; HOT: a
+ * small step of that path, inlined so that it costs no call. */
+#if defined(__GNUC__)
+#define COLD __attribute__((noinline, cold))
+#define NOINLINE __attribute__((noinline))
+#define HOT static inline __attribute__((always_inline))
+#else
+#define COLD
+#define NOINLINE
+#define HOT static inline
+#endif
 
 static const char *const default_missing[] = {"", "NA", "N/A", "NaN", "null", "?"};
 
@@ -45,11 +72,11 @@ struct dval {
 };
 
 struct hist {
-    uint64_t c[HBINS];
-    double buf[HBINS];
-    size_t nbuf;
     int ready;
     double lo, w;          /* bin k is [lo + k*w, lo + (k+1)*w) */
+    size_t nbuf;
+    uint64_t c[HBINS];
+    double buf[HBINS];
 };
 
 struct pcol {
@@ -60,17 +87,20 @@ struct pcol {
     double mean, m2, min, max;
     int64_t last_int;
     int increasing;        /* integers so far strictly increasing */
-    struct hist h;
-    /* distinct values */
-    struct dval *tab;      /* exact: open addressing, tab_cap slots */
-    size_t tab_cap, tab_n;
+    /* distinct values (the fields used per value first, near the moments) */
     int estimated;
     unsigned char *hll;    /* HLL_M registers once estimated */
+    unsigned char *ss_filt;      /* SS_FILT: how many counters' hashes have these bits */
+    size_t ss_n, ss_cursor;
+    uint64_t ss_min;       /* a lower bound of the smallest count */
+    uint64_t ss_low;       /* bit i: ss_cnt[i] <= ss_min (the replacement candidates) */
     struct dval *ss;       /* SS_K counters once estimated (display, err) */
     uint64_t *ss_h;        /* their hashes and counts, apart: scanned per value */
     uint64_t *ss_cnt;
-    size_t ss_n, ss_cursor;
-    uint64_t ss_min;       /* a lower bound of the smallest count */
+    unsigned char ss_tag[SS_K];  /* a byte of each counter's hash, to find it fast */
+    struct dval *tab;      /* exact: open addressing, tab_cap slots */
+    size_t tab_cap, tab_n;
+    struct hist h;
 };
 
 struct profile {
@@ -78,6 +108,10 @@ struct profile {
     char (*tokens)[TOKEN_MAX + 1];  /* copies of the missing tokens */
     size_t *tok_len;
     size_t n_tokens;
+    uint64_t tok_lens;              /* bit l: some token has length l (l < 64) */
+    unsigned char tok_first[256];   /* 1: some token starts with a byte that is
+                                       this one with bit 5 set (any case) */
+    int tok_len64;                  /* some token has length 64 */
     size_t cap;
     char delimiter;
     int started, has_header;
@@ -90,17 +124,48 @@ struct profile {
 
 /* --- small helpers ----------------------------------------------------------- */
 
-static uint64_t hash_bytes(const char *s, size_t n)
+/* The value hash: FNV-1a seeded with the length, then a splitmix64
+ * finalizer (FNV's high bits are weak for HyperLogLog). The HyperLogLog
+ * estimates shown depend on it: changing it changes the output. */
+#define FNV_BASIS 1469598103934665603ULL
+#define FNV_PRIME 1099511628211ULL
+
+HOT uint64_t hash_finish(uint64_t h)
 {
-    uint64_t h = 1469598103934665603ULL ^ (uint64_t)n;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-    /* splitmix64 finalizer: FNV's high bits are weak for HyperLogLog */
     h ^= h >> 30;
     h *= 0xbf58476d1ce4e5b9ULL;
     h ^= h >> 27;
     h *= 0x94d049bb133111ebULL;
     h ^= h >> 31;
     return h ? h : 1;
+}
+
+HOT uint64_t hash_bytes(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    uint64_t h = FNV_BASIS ^ (uint64_t)n;
+    if (n >= 8 && n <= 16) {
+        /* Numbers are mostly 8 or 9 bytes long, 9 when they have a sign,
+         * which is often random: the first of r = n - 8 leading bytes is
+         * hashed without a branch on r (XOR 0 and multiply by 1 when r is
+         * 0), then the others, then the last 8 bytes. */
+        size_t r = n - 8;
+        uint64_t on = 0 - (uint64_t)(r != 0);
+        h = (h ^ (u[0] & on)) * (1 + ((FNV_PRIME - 1) & on));
+        for (size_t i = 1; i < r; i++) h = (h ^ u[i]) * FNV_PRIME;
+        u += r;
+        h = (h ^ u[0]) * FNV_PRIME;
+        h = (h ^ u[1]) * FNV_PRIME;
+        h = (h ^ u[2]) * FNV_PRIME;
+        h = (h ^ u[3]) * FNV_PRIME;
+        h = (h ^ u[4]) * FNV_PRIME;
+        h = (h ^ u[5]) * FNV_PRIME;
+        h = (h ^ u[6]) * FNV_PRIME;
+        h = (h ^ u[7]) * FNV_PRIME;
+        return hash_finish(h);
+    }
+    for (size_t i = 0; i < n; i++) h = (h ^ u[i]) * FNV_PRIME;
+    return hash_finish(h);
 }
 
 static int ieq(const char *a, size_t an, const char *b)
@@ -113,6 +178,8 @@ static void trim(const char **s, size_t *n)
 {
     const char *p = *s;
     size_t len = *n;
+    /* the usual case, in two tests: ' ' and TAB are both <= ' ' */
+    if (len > 0 && (unsigned char)p[0] > ' ' && (unsigned char)p[len - 1] > ' ') return;
     while (len > 0 && (*p == ' ' || *p == '\t')) { p++; len--; }
     while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
     *s = p;
@@ -121,9 +188,16 @@ static void trim(const char **s, size_t *n)
 
 static int is_missing(const struct profile *pr, const char *s, size_t n)
 {
+    /* most values have a length no token has, or a first byte no token
+     * has (bytes equal but for ASCII case are equal with bit 5 set): a
+     * test or two, no loop */
+    if (n < 64 ? !(pr->tok_lens >> n & 1) : !(n == 64 && pr->tok_len64)) return 0;
+    if (n > 0 && !pr->tok_first[(unsigned char)s[0] | 0x20]) return 0;
     for (size_t t = 0; t < pr->n_tokens; t++) {
         const char *tok = pr->tokens[t];
         if (pr->tok_len[t] != n) continue;
+        /* bytes equal but for ASCII case are equal with bit 5 set */
+        if (n > 0 && ((unsigned char)s[0] | 0x20) != ((unsigned char)tok[0] | 0x20)) continue;
         if (pr->o.missing_case_sensitive ? memcmp(s, tok, n) == 0 : strncasecmp(s, tok, n) == 0)
             return 1;
     }
@@ -207,7 +281,7 @@ static int is_datetime(const char *s, size_t n)
 }
 
 /* A display copy: at most SHOW_MAX bytes, cut at a UTF-8 boundary. */
-static void set_show(struct dval *d, const char *s, size_t n)
+static void set_show_any(struct dval *d, const char *s, size_t n)
 {
     size_t k = n;
     if (k > SHOW_MAX) {
@@ -220,6 +294,20 @@ static void set_show(struct dval *d, const char *s, size_t n)
     memcpy(d->s, s, k);
     d->s[k] = '\0';
     d->len = (unsigned char)k;
+}
+
+HOT void set_show(struct dval *d, const char *s, size_t n)
+{
+    if (n >= 8 && n <= 16) {
+        /* the common short value: two overlapping fixed-size copies */
+        memcpy(d->s, s, 8);
+        memcpy(d->s + n - 8, s + n - 8, 8);
+        d->s[n] = '\0';
+        d->len = (unsigned char)n;
+        d->trunc = 0;
+    } else {
+        set_show_any(d, s, n);
+    }
 }
 
 /* --- histogram ----------------------------------------------------------------- */
@@ -267,7 +355,7 @@ static void hist_put(struct hist *h, double v)
     h->c[v < h->lo ? 0 : HBINS - 1]++;
 }
 
-static void hist_add(struct hist *h, double v)
+COLD static void hist_add_slow(struct hist *h, double v)
 {
     if (!h->ready) {
         h->buf[h->nbuf++] = v;
@@ -280,14 +368,28 @@ static void hist_add(struct hist *h, double v)
     hist_put(h, v);
 }
 
+HOT void hist_add(struct hist *h, double v)
+{
+    if (h->ready) {
+        /* hist_put's first step, which is almost always its last */
+        double t = (v - h->lo) / h->w;
+        if (t >= 0 && t < HBINS) {
+            h->c[(int)t]++;
+            return;
+        }
+    }
+    hist_add_slow(h, v);
+}
+
 /* --- distinct values ------------------------------------------------------------ */
 
-static void hll_add(unsigned char *reg, uint64_t h)
+HOT void hll_add(unsigned char *reg, uint64_t h)
 {
     uint32_t idx = (uint32_t)(h >> (64 - HLL_P));
     uint64_t w = (h << HLL_P) | (1ULL << (HLL_P - 1));
     unsigned char rho = (unsigned char)(__builtin_clzll(w) + 1);
-    if (rho > reg[idx]) reg[idx] = rho;
+    unsigned char old = reg[idx];
+    reg[idx] = rho > old ? rho : old;   /* no branch: early on, it goes either way */
 }
 
 static double hll_estimate(const unsigned char *reg)
@@ -304,46 +406,149 @@ static double hll_estimate(const unsigned char *reg)
 }
 
 /* Space-saving: a known value counts up; a new one replaces a counter with
- * the smallest count (found round-robin from a cursor, so a stream of
- * distinct values costs O(1) amortized) and inherits that count as its
+ * the smallest count (the first at or after a round-robin cursor whose count
+ * is <= ss_min, a lower bound kept with a bit mask of those counters, so a
+ * stream of distinct values costs O(1)) and inherits that count as its
  * over-count bound. */
-static void ss_add(struct pcol *c, uint64_t h, const char *s, size_t n)
+static unsigned char ss_tag_of(uint64_t h) { return (unsigned char)(h >> 40); }
+static size_t ss_filt_of(uint64_t h) { return (size_t)(h >> 20) & (SS_FILT - 1); }
+
+/* The counter holding hash h, or SS_K. Hashes in the summary are unique, so
+ * any match is the match. A byte of every counter's hash (its tag) is
+ * compared first, 16 at a time with SSE2, else 8 at a time in a word (it
+ * has a zero byte after the XOR exactly when one of its tags matches); only
+ * counters whose tag matches have their hash compared. Unused counters have
+ * hash 0, which no value has. */
+static size_t ss_find(const struct pcol *c, uint64_t h)
 {
-    for (size_t i = 0; i < c->ss_n; i++) {
-        if (c->ss_h[i] == h) {
-            c->ss_cnt[i]++;
-            return;
-        }
+#if defined(__SSE2__)
+    const __m128i t = _mm_set1_epi8((char)ss_tag_of(h));
+    const __m128i *g = (const __m128i *)c->ss_tag;
+    uint64_t hit = (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(g), t)) |
+                   (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(g + 1), t)) << 16 |
+                   (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(g + 2), t)) << 32 |
+                   (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(g + 3), t)) << 48;
+    for (; hit != 0; hit &= hit - 1) {
+        size_t i = (size_t)__builtin_ctzll(hit);
+        if (c->ss_h[i] == h) return i;
     }
+    return SS_K;
+#else
+    const uint64_t ones = 0x0101010101010101ULL;
+    uint64_t pat = ones * ss_tag_of(h);
+    for (size_t w = 0; w < SS_K; w += 8) {
+        uint64_t x;
+        memcpy(&x, c->ss_tag + w, 8);
+        x ^= pat;
+        if (((x - ones) & ~x & (ones << 7)) == 0) continue;
+        for (size_t i = w; i < w + 8; i++)
+            if (c->ss_h[i] == h) return i;
+    }
+    return SS_K;
+#endif
+}
+
+_Static_assert(SS_K == 64, "ss_low has one bit per counter");
+
+/* Set the lower bound of the counts and the candidates it implies. */
+static void ss_set_min(struct pcol *c, uint64_t m)
+{
+    uint64_t low = 0;
+    const uint64_t *cnt = c->ss_cnt;
+    for (size_t i = 0, k = c->ss_n; i < k; i++) low |= (uint64_t)(cnt[i] <= m) << i;
+    c->ss_min = m;
+    c->ss_low = low;
+}
+
+/* ss_set_min(c, ss_min + 1) when every count is > ss_min: then a count is
+ * <= ss_min + 1 exactly when it equals it, which SSE2 tests two at a time
+ * (a 64-bit lane is equal when both its 32-bit halves are). */
+static void ss_set_min_next(struct pcol *c)
+{
+#if defined(__SSE2__)
+    if (c->ss_n == SS_K) {
+        uint64_t m = c->ss_min + 1, low = 0;
+        const __m128i t = _mm_set1_epi64x((long long)m);
+        for (size_t i = 0; i < SS_K; i += 2) {
+            __m128i x = _mm_cmpeq_epi32(_mm_loadu_si128((const __m128i *)(c->ss_cnt + i)), t);
+            x = _mm_and_si128(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
+            low |= (uint64_t)(unsigned)_mm_movemask_pd(_mm_castsi128_pd(x)) << i;
+        }
+        c->ss_min = m;
+        c->ss_low = low;
+        return;
+    }
+#endif
+    ss_set_min(c, c->ss_min + 1);
+}
+
+HOT void ss_count(struct pcol *c, size_t i)
+{
+    if (++c->ss_cnt[i] > c->ss_min) c->ss_low &= ~(1ULL << i);
+}
+
+/* Replace the counter that the cursor finds next among those with a count
+ * <= ss_min (there is one: ss_low != 0). */
+HOT void ss_replace(struct pcol *c, uint64_t h, const char *s, size_t n)
+{
+    size_t cur = c->ss_cursor;
+    uint64_t low = c->ss_low;
+    uint64_t r = low >> cur | low << ((SS_K - cur) & (SS_K - 1));   /* rotate right */
+    size_t mi = (cur + (size_t)__builtin_ctzll(r)) & (SS_K - 1);
+    c->ss_cursor = (mi + 1) & (SS_K - 1);
+    uint64_t cnt = c->ss_cnt[mi];
+    c->ss_cnt[mi] = cnt + 1;
+    if (cnt + 1 > c->ss_min) low &= ~(1ULL << mi);
+    c->ss_low = low;
+    c->ss_filt[ss_filt_of(c->ss_h[mi])]--;
+    c->ss_filt[ss_filt_of(h)]++;
+    c->ss_h[mi] = h;
+    c->ss_tag[mi] = ss_tag_of(h);
+    c->ss[mi].err = cnt;
+    set_show(&c->ss[mi], s, n);
+}
+
+/* A value not in the summary, when a counter is free or no count is
+ * <= ss_min any more. */
+COLD static void ss_new_slow(struct pcol *c, uint64_t h, const char *s, size_t n)
+{
     if (c->ss_n < SS_K) {
         size_t i = c->ss_n++;
         c->ss_h[i] = h;
+        c->ss_tag[i] = ss_tag_of(h);
+        c->ss_filt[ss_filt_of(h)]++;
         c->ss_cnt[i] = 1;
         c->ss[i].err = 0;
         set_show(&c->ss[i], s, n);
-        c->ss_min = 1;
+        ss_set_min(c, 1);
         return;
     }
-    size_t mi = SS_K;
-    for (int pass = 0; pass < 2 && mi == SS_K; pass++) {
-        for (size_t j = 0; j < SS_K; j++) {
-            size_t i = (c->ss_cursor + j) % SS_K;
-            if (c->ss_cnt[i] <= c->ss_min) {
-                mi = i;
-                break;
-            }
-        }
-        if (mi == SS_K) {
-            uint64_t m = c->ss_cnt[0];
-            for (size_t i = 1; i < SS_K; i++) m = c->ss_cnt[i] < m ? c->ss_cnt[i] : m;
-            c->ss_min = m;
+    /* ss_min becomes the smallest count: all counts are > ss_min now, so
+     * it is ss_min + 1 if any count is that */
+    ss_set_min_next(c);
+    if (c->ss_low == 0) {
+        uint64_t m = c->ss_cnt[0];
+        for (size_t i = 1; i < SS_K; i++) m = c->ss_cnt[i] < m ? c->ss_cnt[i] : m;
+        ss_set_min(c, m);
+    }
+    ss_replace(c, h, s, n);
+}
+
+HOT void ss_add(struct pcol *c, uint64_t h, const char *s, size_t n)
+{
+    /* most values of a column past the cap are new: most often the filter
+     * says so without a search */
+    if (c->ss_filt[ss_filt_of(h)]) {
+        size_t f = ss_find(c, h);
+        if (f < SS_K) {
+            ss_count(c, f);
+            return;
         }
     }
-    c->ss_cursor = (mi + 1) % SS_K;
-    c->ss[mi].err = c->ss_cnt[mi];
-    c->ss_cnt[mi]++;
-    c->ss_h[mi] = h;
-    set_show(&c->ss[mi], s, n);
+    if (c->ss_n < SS_K || c->ss_low == 0)
+        ss_new_slow(c, h, s, n);
+    else
+        ss_replace(c, h, s, n);
 }
 
 static int by_count_desc(const void *a, const void *b)
@@ -356,13 +561,16 @@ static int by_count_desc(const void *a, const void *b)
 }
 
 /* The exact table is full: switch to HLL + space-saving. */
-static int go_estimated(struct pcol *c)
+COLD static int go_estimated(struct pcol *c)
 {
     c->hll = calloc(HLL_M, 1);
     c->ss = calloc(SS_K, sizeof *c->ss);
     c->ss_h = calloc(SS_K, sizeof *c->ss_h);
     c->ss_cnt = calloc(SS_K, sizeof *c->ss_cnt);
-    if (c->hll == NULL || c->ss == NULL || c->ss_h == NULL || c->ss_cnt == NULL) return -1;
+    c->ss_filt = calloc(SS_FILT, 1);
+    if (c->hll == NULL || c->ss == NULL || c->ss_h == NULL || c->ss_cnt == NULL ||
+        c->ss_filt == NULL)
+        return -1;
     size_t k = 0;
     for (size_t i = 0; i < c->tab_cap; i++) {
         if (c->tab[i].h == 0) continue;
@@ -372,11 +580,13 @@ static int go_estimated(struct pcol *c)
     qsort(c->tab, k, sizeof *c->tab, by_count_desc);
     c->ss_n = k < SS_K ? k : SS_K;
     memcpy(c->ss, c->tab, c->ss_n * sizeof *c->ss);
-    c->ss_min = c->ss_n ? c->tab[c->ss_n - 1].count : 0;
     for (size_t i = 0; i < c->ss_n; i++) {
         c->ss_h[i] = c->ss[i].h;
+        c->ss_tag[i] = ss_tag_of(c->ss[i].h);
+        c->ss_filt[ss_filt_of(c->ss[i].h)]++;
         c->ss_cnt[i] = c->ss[i].count;
     }
+    ss_set_min(c, c->ss_n ? c->tab[c->ss_n - 1].count : 0);
     free(c->tab);
     c->tab = NULL;
     c->tab_cap = c->tab_n = 0;
@@ -401,14 +611,9 @@ static int tab_grow(struct pcol *c)
     return 0;
 }
 
-static int distinct_add(struct pcol *c, size_t cap, const char *s, size_t n)
+/* The exact table (not yet estimated). */
+NOINLINE static int exact_add(struct pcol *c, size_t cap, uint64_t h, const char *s, size_t n)
 {
-    uint64_t h = hash_bytes(s, n);
-    if (c->estimated) {
-        hll_add(c->hll, h);
-        ss_add(c, h, s, n);
-        return 0;
-    }
     if (c->tab_cap > 0) {
         size_t i = (size_t)h & (c->tab_cap - 1);
         while (c->tab[i].h != 0) {
@@ -434,6 +639,16 @@ static int distinct_add(struct pcol *c, size_t cap, const char *s, size_t n)
     set_show(&c->tab[i], s, n);
     c->tab_n++;
     return 0;
+}
+
+HOT int distinct_add(struct pcol *c, size_t cap, uint64_t h, const char *s, size_t n)
+{
+    if (c->estimated) {
+        hll_add(c->hll, h);
+        ss_add(c, h, s, n);
+        return 0;
+    }
+    return exact_add(c, cap, h, s, n);
 }
 
 /* Distinct count (exact or estimated). */
@@ -490,6 +705,11 @@ struct profile *profile_new(const struct profile_opts *opts)
         if (l > TOKEN_MAX) goto bad;
         memcpy(pr->tokens[t], tok[t], l + 1);
         pr->tok_len[t] = l;
+        if (l < 64)
+            pr->tok_lens |= 1ULL << l;
+        else
+            pr->tok_len64 = 1;
+        if (l > 0) pr->tok_first[(unsigned char)tok[t][0] | 0x20] = 1;
     }
     pr->n_tokens = nt;
     pr->o.missing = NULL;   /* copied; the caller's array need not outlive this call */
@@ -510,6 +730,7 @@ void profile_free(struct profile *pr)
         free(pr->cols[c].ss);
         free(pr->cols[c].ss_h);
         free(pr->cols[c].ss_cnt);
+        free(pr->cols[c].ss_filt);
     }
     free(pr->cols);
     free(pr->names);
@@ -555,35 +776,200 @@ nomem:
     return -1;
 }
 
-static int add_value(struct profile *pr, struct pcol *c, const struct csv_field *f)
+/* --- adding values ------------------------------------------------------------- */
+
+/* Powers of ten that a double holds exactly. */
+static const double pow10_exact[23] = {
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+static const uint64_t pow10_u64[9] = {1, 10, 100, 1000, 10000, 100000, 1000000,
+                                      10000000, 100000000};
+
+enum { NUM_NONE, NUM_INT, NUM_FLOAT };
+
+/* -x if neg, for x >= 0: setting the sign bit negates it (-0.0 for "-0",
+ * as strtod gives), and there is no branch on a sign that is often random. */
+HOT double signed_value(double x, int neg)
 {
-    const char *s = f->ptr;
-    size_t n = f->len;
-    trim(&s, &n);
-    if (n <= TOKEN_MAX && is_missing(pr, s, n)) {
-        c->n_missing++;
-        return 0;
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    bits |= (uint64_t)neg << 63;
+    memcpy(&x, &bits, sizeof bits);
+    return x;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define SWAR_DIGITS 1
+/* Eight ASCII digits in a word (the first in the lowest byte)? Exact: the
+ * lowest byte that is not a digit sets its top bit in one of the two terms
+ * (carries only come from bytes below it, which are digits). */
+static int eight_digits(uint64_t w)
+{
+    return (((w + 0x4646464646464646ULL) | (w - 0x3030303030303030ULL)) &
+            0x8080808080808080ULL) == 0;
+}
+
+/* Their value, the first digit the most significant. */
+static uint64_t parse_eight(uint64_t w)
+{
+    w -= 0x3030303030303030ULL;
+    w = w * 10 + (w >> 8);
+    w = ((w & 0x000000FF000000FFULL) * (100 + (1000000ULL << 32)) +
+         ((w >> 16) & 0x000000FF000000FFULL) * (1 + (10000ULL << 32))) >> 32;
+    return w;
+}
+#endif
+
+/* The common numeric shape, [+-]digits[.digits] (no spaces, no exponent),
+ * classified as parse_int and csv_is_number would classify it, with the
+ * value strtod would return where it can be computed exactly: m <= 2^53
+ * and 10^k with k <= 22 are exact doubles, so m / 10^k is one correctly
+ * rounded IEEE division, as strtod rounds correctly (Clinger's fast
+ * path). NUM_NONE for any other text (the general path then decides);
+ * *exact = 0 when the value must come from strtod. */
+HOT int fast_number(const char *s, size_t n, int64_t *iv, double *v, int *exact)
+{
+    const char *p = s, *e = s + n;
+    if (n == 0) return NUM_NONE;
+    int neg = *p == '-';
+    p += neg | (*p == '+');
+    uint64_t m = 0;   /* wraps past 19 digits; then unused */
+    size_t nint, nfrac = 0;
+    int dot;
+#ifdef SWAR_DIGITS
+    if (n >= 8 && e - p <= 8) {
+        /* The whole number in the 8 bytes that end it, without a loop or a
+         * branch on where the point is: the bytes before the digits (a
+         * sign, or nothing) become '0', the first '.' becomes '0' and moves
+         * to the front, and the word must then be eight digits. */
+        size_t len = (size_t)(e - p);   /* 7 (after a sign) or 8 */
+        uint64_t w, first = (uint64_t)(8 - len) * 0xFF;   /* the sign's byte, if any */
+        memcpy(&w, e - 8, 8);
+        w = (w & ~first) | (0x30 & first);
+        uint64_t x = w ^ 0x2E2E2E2E2E2E2E2EULL;
+        uint64_t z = (x - 0x0101010101010101ULL) & ~x & 0x8080808080808080ULL;
+        if (z != 0) {
+            /* the lowest flagged byte is a '.' (flags above it may be false) */
+            size_t pos = (size_t)__builtin_ctzll(z) >> 3;
+            uint64_t below = (1ULL << (8 * pos)) - 1, at = 0xFFULL << (8 * pos);
+            w ^= 0x1EULL << (8 * pos);   /* '.' ^ 0x1E == '0' */
+            w = (w & ~(below | at)) | (w & below) << 8 | 0x30;
+            if (!eight_digits(w)) return NUM_NONE;
+            nfrac = 7 - pos;
+            /* at most 8 digits (so exact), and at least one as len >= 7 */
+            *exact = 1;
+            *v = signed_value((double)parse_eight(w) / pow10_exact[nfrac], neg);
+            return NUM_FLOAT;
+        }
+        if (!eight_digits(w)) return NUM_NONE;
+        m = parse_eight(w);
+        *exact = 1;
+        *v = signed_value((double)m, neg);
+        *iv = neg ? -(int64_t)m : (int64_t)m;
+        return NUM_INT;
     }
-    if (f->quoted) c->n_quoted++;
-    int64_t iv;
-    int b;
-    char nbuf[NUM_MAX + 1];
-    if (n > NUM_MAX) goto other;   /* no sensible number is this long */
-    if (parse_int(s, n, &iv)) {
-        c->n_int++;
-        if (iv == 0 || iv == 1) c->n_int01++;
-        if (c->n_int > 1 && iv <= c->last_int) c->increasing = 0;
-        c->last_int = iv;
-        goto numeric;
+#endif
+    const char *d0 = p;
+    while (p < e && (unsigned)(*p - '0') < 10) m = m * 10 + (uint64_t)(*p++ - '0');
+    nint = (size_t)(p - d0);
+    dot = p < e && *p == '.';
+    if (dot) {
+        p++;
+        nfrac = (size_t)(e - p);   /* all of them must be digits */
+        size_t k = nfrac;
+#ifdef SWAR_DIGITS
+        uint64_t w;
+        for (; k > 8; k -= 8, p += 8) {
+            memcpy(&w, p, 8);
+            if (!eight_digits(w)) return NUM_NONE;
+            m = m * 100000000u + parse_eight(w);
+        }
+        if (k > 0 && n >= 8) {
+            /* the last k digits: the 8 bytes that end the value, with the
+             * 8 - k before them turned into leading zeros */
+            memcpy(&w, e - 8, 8);
+            uint64_t keep = ~0ULL << (8 * (8 - k));
+            w = (w & keep) | (0x3030303030303030ULL & ~keep);
+            if (!eight_digits(w)) return NUM_NONE;
+            m = m * pow10_u64[k] + parse_eight(w);
+            p = e;
+        }
+#endif
+        for (; p < e; p++) {
+            unsigned d = (unsigned)(*p - '0');
+            if (d >= 10) return NUM_NONE;
+            m = m * 10 + d;
+        }
     }
-    if (csv_is_number(s, n)) {
+    if (p != e || nint + nfrac == 0) return NUM_NONE;
+    *exact = nint + nfrac <= 19 && m <= (1ULL << 53) && nfrac <= 22;
+    if (*exact) *v = signed_value((double)m / pow10_exact[nfrac], neg);
+    if (dot || nint > 18) return NUM_FLOAT;
+    *iv = neg ? -(int64_t)m : (int64_t)m;
+    return NUM_INT;
+}
+
+static void count_int(struct pcol *c, int64_t iv)
+{
+    c->n_int++;
+    if (iv == 0 || iv == 1) c->n_int01++;
+    if (c->n_int > 1 && iv <= c->last_int) c->increasing = 0;
+    c->last_int = iv;
+}
+
+/* A number's moments and histogram (v as strtod read it). */
+HOT void add_finite(struct pcol *c, double v)
+{
+    c->n_num++;
+    if (c->n_num == 1) {
+        c->min = c->max = v;
+    } else {
+        c->min = v < c->min ? v : c->min;
+        c->max = v > c->max ? v : c->max;
+    }
+    double d = v - c->mean;
+    c->mean += d / (double)(int64_t)c->n_num;   /* the same value: n_num < 2^63 */
+    c->m2 += d * (v - c->mean);
+    hist_add(&c->h, v);
+}
+
+static void add_number(struct pcol *c, double v)
+{
+    if (isfinite(v))
+        add_finite(c, v);
+    else
+        c->n_nonfinite++;
+}
+
+/* What add_value does not do inline: numbers that need strtod (kind is
+ * fast_number's answer), and everything that is not a plain number. */
+COLD static int add_other(struct profile *pr, struct pcol *c, uint64_t h, const char *s, size_t n,
+                          int kind, int64_t iv)
+{
+    if (kind == NUM_NONE && n <= NUM_MAX) {   /* no sensible number is longer */
+        if (parse_int(s, n, &iv))
+            kind = NUM_INT;
+        else if (csv_is_number(s, n))
+            kind = NUM_FLOAT;
+    }
+    if (kind == NUM_INT) {
+        count_int(c, iv);
+    } else if (kind == NUM_FLOAT) {
         c->n_float++;
         c->increasing = 0;
-        goto numeric;
     }
-other:
+    if (kind != NUM_NONE) {
+        /* a NUL-terminated copy: hand-made records need not be terminated */
+        char nbuf[NUM_MAX + 1];
+        memcpy(nbuf, s, n);
+        nbuf[n] = '\0';
+        add_number(c, strtod(nbuf, NULL));
+        return distinct_add(c, pr->cap, h, s, n);
+    }
     c->increasing = 0;
-    if ((b = parse_bool(s, n)) >= 0) {
+    int b = parse_bool(s, n);
+    if (b >= 0) {
         c->n_bool++;
         c->n_true += (uint64_t)b;
     } else if (is_datetime(s, n)) {
@@ -593,29 +979,82 @@ other:
         c->len_sum += n;
         if (memchr(s, ' ', n) != NULL) c->n_space++;
     }
-    return distinct_add(c, pr->cap, s, n);
-numeric: {
-        /* a NUL-terminated copy: hand-made records need not be terminated */
-        memcpy(nbuf, s, n);
-        nbuf[n] = '\0';
-        double v = strtod(nbuf, NULL);
-        if (!isfinite(v)) {
-            c->n_nonfinite++;
-        } else {
-            c->n_num++;
-            if (c->n_num == 1) {
-                c->min = c->max = v;
-            } else {
-                if (v < c->min) c->min = v;
-                if (v > c->max) c->max = v;
-            }
-            double d = v - c->mean;
-            c->mean += d / (double)c->n_num;
-            c->m2 += d * (v - c->mean);
-            hist_add(&c->h, v);
-        }
-        return distinct_add(c, pr->cap, s, n);
+    return distinct_add(c, pr->cap, h, s, n);
+}
+
+/* A field read but not yet counted: add_values works in two passes over a
+ * batch of fields, reading (trim, missing, hash, number) and then counting
+ * (moments, histogram, distinct values). Each pass's work on one field is
+ * a long chain of dependent steps, independent of the other fields', so
+ * the CPU overlaps the fields' chains; one pass per field would leave it
+ * waiting on each chain in turn. */
+#define BATCH 16
+#define NUM_MISSING (-1)
+
+struct pending {
+    const char *s;
+    size_t n;
+    uint64_t h;
+    int64_t iv;
+    double v;
+    int kind;   /* NUM_*, or NUM_MISSING */
+    unsigned char exact, quoted;
+};
+
+/* Reading changes nothing: should counting fail (out of memory) at some
+ * column, the columns after it are as they were, as with one pass. */
+HOT void read_field(const struct profile *pr, const struct csv_field *f, struct pending *q)
+{
+    const char *s = f->ptr;
+    size_t n = f->len;
+    trim(&s, &n);
+    q->s = s;
+    q->n = n;
+    if (n <= TOKEN_MAX && is_missing(pr, s, n)) {
+        q->kind = NUM_MISSING;
+        return;
     }
+    q->quoted = f->quoted != 0;
+    q->h = hash_bytes(s, n);
+    int64_t iv = 0;
+    double v = 0;
+    int exact = 0;
+    q->kind = n <= NUM_MAX ? fast_number(s, n, &iv, &v, &exact) : NUM_NONE;
+    q->iv = iv;
+    q->v = v;
+    q->exact = (unsigned char)exact;
+}
+
+HOT int count_field(struct profile *pr, struct pcol *c, const struct pending *q)
+{
+    if (q->kind == NUM_MISSING) {
+        c->n_missing++;
+        return 0;
+    }
+    c->n_quoted += (uint64_t)q->quoted;
+    if (q->kind == NUM_NONE || !q->exact)
+        return add_other(pr, c, q->h, q->s, q->n, q->kind, q->iv);
+    if (q->kind == NUM_INT) {
+        count_int(c, q->iv);
+    } else {
+        c->n_float++;
+        c->increasing = 0;
+    }
+    add_finite(c, q->v);   /* an exact fast_number value is finite */
+    return distinct_add(c, pr->cap, q->h, q->s, q->n);
+}
+
+/* Add fields[0..n) to cols[0..n); -1 when out of memory. */
+static int add_values(struct profile *pr, struct pcol *cols, const struct csv_field *fields, size_t n)
+{
+    struct pending q[BATCH];
+    for (size_t c0 = 0; c0 < n; c0 += BATCH) {
+        size_t k = n - c0 < BATCH ? n - c0 : BATCH;
+        for (size_t i = 0; i < k; i++) read_field(pr, &fields[c0 + i], &q[i]);
+        for (size_t i = 0; i < k; i++)
+            if (count_field(pr, &cols[c0 + i], &q[i]) < 0) return -1;
+    }
+    return 0;
 }
 
 int profile_add(struct profile *pr, const struct csv_record *rec, char *err, size_t errlen)
@@ -633,11 +1072,9 @@ int profile_add(struct profile *pr, const struct csv_record *rec, char *err, siz
                  (unsigned long long)rec->line, rec->n_fields, pr->n_cols);
         return -1;
     }
-    for (size_t c = 0; c < pr->n_cols; c++) {
-        if (add_value(pr, &pr->cols[c], &rec->fields[c]) < 0) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
+    if (add_values(pr, pr->cols, rec->fields, pr->n_cols) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
     }
     pr->n_rows++;
     return 0;
