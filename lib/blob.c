@@ -268,6 +268,7 @@ struct blob_reader {
     char *zin;
     size_t zpos, zlen;
     int eof;
+    int frame_done;  /* the last zstd call finished a frame: a clean end */
 };
 
 #define READ_BLOCK (BLOCK / 4)
@@ -311,13 +312,14 @@ ssize_t blob_reader_read(struct blob_reader *r, const void **buf)
             r->zpos = 0;
             r->zlen = (size_t)n;
         }
+        if (r->eof && r->zpos == r->zlen) return r->frame_done ? 0 : -1; /* else: a cut frame */
         ZSTD_inBuffer in = {r->zin, r->zlen, r->zpos};
         ZSTD_outBuffer out = {r->buf, READ_BLOCK, 0};
         size_t rc = ZSTD_decompressStream(r->zd, &out, &in);
         if (ZSTD_isError(rc)) return -1;
+        if (in.pos > r->zpos || out.pos > 0) r->frame_done = rc == 0;
         r->zpos = in.pos;
         if (out.pos > 0) return (ssize_t)out.pos;
-        if (r->eof && r->zpos == r->zlen) return rc == 0 ? 0 : -1; /* rc > 0: a cut frame */
     }
 }
 

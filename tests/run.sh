@@ -11,7 +11,8 @@
 #   PODIUM_TEST_PGCTL     a command that takes "stop" or "start" for the cluster
 #   PODIUM_BIN_DIR        where podium-server & co. are
 #   PODIUM_TEST_TMP       a scratch folder
-# Set PODIUM_TEST_FILTER to a substring to run only matching programs.
+# Set PODIUM_TEST_FILTER to a substring to run only matching programs, and
+# PODIUM_TEST_VERBOSE=1 to see the output of passing programs too.
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,8 +27,9 @@ port=$(( 20000 + $$ % 20000 ))
 
 cleanup() {
     pg_stop "$tmp/pg" >/dev/null 2>&1
-    # Anything a failed test left behind that still runs from our binaries.
-    pkill -TERM -f "^$bin_dir/podium-" 2>/dev/null
+    # What a failed test left running: only this run's processes, whose
+    # command lines name its folder (other suites may share the machine).
+    pkill -TERM -f "$tmp" 2>/dev/null
     rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -70,6 +72,7 @@ for t in "$test_dir"/unit/test_* "$test_dir"/integration/test_*; do
     failed=$((failed + bad))
     if [ "$rc" -eq 0 ] && [ "$bad" -eq 0 ]; then
         printf 'PASS  %-40s %3d tests  %3ds\n' "$name" "$ok" "$secs"
+        [ -n "${PODIUM_TEST_VERBOSE:-}" ] && sed 's/^/      | /' "$log"
     else
         printf 'FAIL  %-40s %3d passed, %d failed (exit %d)  %3ds\n' "$name" "$ok" "$bad" "$rc" "$secs"
         sed 's/^/      | /' "$log" | tail -80

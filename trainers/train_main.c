@@ -12,6 +12,7 @@
  * temporary files itself and exits 4, so a cancelled run always ends
  * within a second and never leaves a partial artifact.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -19,6 +20,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
@@ -126,6 +130,39 @@ static char *read_all(FILE *f, size_t limit, size_t *len)
     return NULL;
 }
 
+/* What the scheduler asks of a trial's process, through its environment:
+ * PODIUM_MEMORY_LIMIT_MB caps the address space (an allocation past it
+ * fails, and the trial fails with that reason rather than taking the
+ * machine down); PODIUM_TRIAL=1 makes the process receive SIGTERM when its
+ * parent (the scheduler) dies, so no trainer outlives it. */
+static int apply_limits(struct driver_error *e)
+{
+    const char *mb = getenv("PODIUM_MEMORY_LIMIT_MB");
+    if (mb && *mb) {
+        char *end;
+        long v = strtol(mb, &end, 10);
+        if (*end || v < 16) {
+            snprintf(e->message, sizeof e->message,
+                     "PODIUM_MEMORY_LIMIT_MB must be a number of megabytes >= 16");
+            return -1;
+        }
+        struct rlimit rl = {(rlim_t)v << 20, (rlim_t)v << 20};
+        if (setrlimit(RLIMIT_AS, &rl) < 0) {
+            snprintf(e->message, sizeof e->message, "cannot apply the memory limit: %s",
+                     strerror(errno));
+            e->status = DRIVER_EINTERNAL;
+            return -1;
+        }
+    }
+    const char *trial = getenv("PODIUM_TRIAL");
+    if (trial && strcmp(trial, "1") == 0) {
+        pid_t parent = getppid();
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) raise(SIGTERM); /* it died before prctl */
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     log_init("podium-train", LOG_INFO);
@@ -148,6 +185,8 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+
+    if (apply_limits(&e) < 0) return fail(&e);
 
     FILE *in = stdin;
     if (argc == 2 && strcmp(argv[1], "-") != 0 && (in = fopen(argv[1], "rb")) == NULL) {

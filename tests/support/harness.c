@@ -186,6 +186,44 @@ int th_server_stop(struct th_server *s)
     return -1;
 }
 
+int th_scheduler_start(struct th_scheduler *s, const struct th_db *db, const char *const *extra)
+{
+    static int seq;
+    const char *tmp = env_or("PODIUM_TEST_TMP", "/tmp");
+    snprintf(s->log_path, sizeof s->log_path, "%s/scheduler-%ld-%d.log", tmp, (long)getpid(), seq++);
+    char bin[512], url[640], cache[600];
+    snprintf(bin, sizeof bin, "%s/podium-scheduler", env_or("PODIUM_BIN_DIR", "bin"));
+    snprintf(url, sizeof url, "--database-url=%s", db->conninfo);
+    snprintf(cache, sizeof cache, "--cache-dir=%s/cache-%ld", tmp, (long)getpid());
+    const char *argv[32] = {bin, url, cache, "--sweep-seconds=1"};
+    int argc = 4;
+    for (int i = 0; extra && extra[i] && argc < 31; i++) argv[argc++] = extra[i];
+    argv[argc] = NULL;
+    s->pid = fork();
+    if (s->pid < 0) return -1;
+    if (s->pid == 0) {
+        int fd = open(s->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int in = open("/dev/null", O_RDONLY);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+        }
+        if (in >= 0) dup2(in, STDIN_FILENO);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    return 0;
+}
+
+int th_scheduler_stop(struct th_scheduler *s)
+{
+    struct th_server as_server = {.pid = s->pid};
+    snprintf(as_server.log_path, sizeof as_server.log_path, "%s", s->log_path);
+    int rc = th_server_stop(&as_server);
+    s->pid = 0;
+    return rc;
+}
+
 /* --- HTTP ------------------------------------------------------------------ */
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)

@@ -43,6 +43,17 @@ int th_server_start(struct th_server *s, const struct th_db *db, const char *con
  * SIGKILLed), -2 when its log holds an AddressSanitizer/UBSan report. */
 int th_server_stop(struct th_server *s);
 
+/* A podium-scheduler process on db (cache and log under PODIUM_TEST_TMP),
+ * with extra "--flag=value" arguments (NULL-terminated, may be NULL). */
+struct th_scheduler {
+    pid_t pid;
+    char log_path[512];
+};
+
+int th_scheduler_start(struct th_scheduler *s, const struct th_db *db, const char *const *extra);
+/* SIGTERM and wait; the exit status as th_server_stop gives it. */
+int th_scheduler_stop(struct th_scheduler *s);
+
 struct th_resp {
     long status;
     char *body;               /* NUL-terminated; may be empty */
