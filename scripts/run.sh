@@ -11,6 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 data=${PODIUM_DATA_DIR:-$root/var}
 mkdir -p "$data"
 data=$(cd "$data" && pwd)
+export PODIUM_DATA_DIR="$data"      # the scheduler keeps its cache under it
 export PODIUM_PORT=${PODIUM_PORT:-8080}
 pg_port=${PODIUM_PG_PORT:-5433}
 bin=${PODIUM_BIN_DIR:-$root/bin}
