@@ -85,13 +85,20 @@ int gunzip_feed(struct gunzip *g, const void *data, size_t len)
             size_t produced = OUT_BLOCK - g->z.avail_out;
             g->in_total += before - g->z.avail_in;
             g->out_total += produced;
-            if (zr != Z_OK && zr != Z_STREAM_END && !(zr == Z_BUF_ERROR && produced == 0)) {
-                g->failed = zr == Z_MEM_ERROR ? GUNZIP_ENOMEM : GUNZIP_EDATA;
-                return g->failed;
+            /* Deliver what inflate produced before reporting an error or
+             * the limit, and no byte past the limit: the outcome must not
+             * depend on how the input was split into calls. */
+            int bad = zr != Z_OK && zr != Z_STREAM_END && !(zr == Z_BUF_ERROR && produced == 0);
+            int limit = over_limit(g);
+            size_t deliver = produced;
+            if (limit && g->max_out && g->out_total > g->max_out) {
+                uint64_t past = g->out_total - g->max_out;
+                deliver -= past < produced ? (size_t)past : produced;
             }
-            if (over_limit(g)) return g->failed = GUNZIP_ELIMIT;
-            if (produced > 0 && g->fn((void *)g->ctx, (const char *)g->out, produced) != 0)
+            if (deliver > 0 && g->fn((void *)g->ctx, (const char *)g->out, deliver) != 0)
                 return g->failed = GUNZIP_ESTOPPED;
+            if (limit) return g->failed = GUNZIP_ELIMIT;
+            if (bad) return g->failed = zr == Z_MEM_ERROR ? GUNZIP_ENOMEM : GUNZIP_EDATA;
             if (zr == Z_STREAM_END) {
                 g->in_member = 0;
                 inflateReset(&g->z);

@@ -115,6 +115,13 @@ struct pd_family {
     int (*load)(struct pd_reader *in, void **out_model, char *err,
                 size_t errlen);
     void (*model_free)(void *model);
+
+    /* What a model takes and gives: *inputs features per row, *outputs
+     * values per row (n_classes for classification, 1 for regression).
+     * Lets a reader reject a model file whose weights disagree with its
+     * header before predict writes past a buffer sized from the header.
+     * Optional (NULL: not checked). */
+    void (*shape)(const void *model, size_t *inputs, size_t *outputs);
 };
 
 /* Look a family up by name; NULL if there is none. */

@@ -1054,7 +1054,16 @@ const struct tree *forest_model_tree(const void *model, size_t i)
     return m && i < m->n_trees ? &m->trees[i] : NULL;
 }
 
+/* See pd_family.shape. */
+static void forest_shape(const void *model, size_t *inputs, size_t *outputs)
+{
+    const struct forest_model *m = model;
+    *inputs = m->d;
+    *outputs = m->kind == PD_TASK_CLASSIFICATION ? m->n_classes : 1;
+}
+
 const struct pd_family pd_family_rf = {
+    .shape = forest_shape,
     .name = "rf",
     .handles_missing = 0,
     .needs_scaling = 0,
@@ -1072,6 +1081,7 @@ const struct pd_family pd_family_rf = {
 };
 
 const struct pd_family pd_family_extratrees = {
+    .shape = forest_shape,
     .name = "extratrees",
     .handles_missing = 0,
     .needs_scaling = 0,

@@ -1242,7 +1242,16 @@ int gbm_model_best_iteration(const void *model)
     return model ? ((const struct gbm_model *)model)->best_iteration : -1;
 }
 
+/* See pd_family.shape. */
+static void gbm_shape(const void *model, size_t *inputs, size_t *outputs)
+{
+    const struct gbm_model *m = model;
+    *inputs = m->d;
+    *outputs = m->kind == PD_TASK_CLASSIFICATION ? m->n_classes : 1;
+}
+
 const struct pd_family pd_family_gbm = {
+    .shape = gbm_shape,
     .name = "gbm",
     .handles_missing = 1,
     .needs_scaling = 0,

@@ -391,7 +391,16 @@ static int knn_load(struct pd_reader *in, void **out_model, char *err,
     return PD_OK;
 }
 
+/* See pd_family.shape. */
+static void knn_shape(const void *model, size_t *inputs, size_t *outputs)
+{
+    const struct knn_model *m = model;
+    *inputs = m->d;
+    *outputs = m->kind == PD_TASK_CLASSIFICATION ? m->n_classes : 1;
+}
+
 const struct pd_family pd_family_knn = {
+    .shape = knn_shape,
     .name = "knn",
     .handles_missing = 0,
     .needs_scaling = 1,

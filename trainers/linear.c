@@ -782,7 +782,16 @@ static int linear_load(struct pd_reader *in, void **out_model, char *err,
     return PD_OK;
 }
 
+/* See pd_family.shape. */
+static void linear_shape(const void *model, size_t *inputs, size_t *outputs)
+{
+    const struct linear_model *m = model;
+    *inputs = m->d;
+    *outputs = m->kind == PD_TASK_CLASSIFICATION ? m->n_classes : 1;
+}
+
 const struct pd_family pd_family_linear = {
+    .shape = linear_shape,
     .name = "linear",
     .handles_missing = 0,
     .needs_scaling = 1,

@@ -747,7 +747,16 @@ static int mlp_load(struct pd_reader *in, void **out_model, char *err,
     return PD_OK;
 }
 
+/* See pd_family.shape. */
+static void mlp_shape(const void *model, size_t *inputs, size_t *outputs)
+{
+    const struct mlp_model *m = model;
+    *inputs = m->sizes[0];
+    *outputs = m->kind == PD_TASK_CLASSIFICATION ? m->n_classes : 1;
+}
+
 const struct pd_family pd_family_mlp = {
+    .shape = mlp_shape,
     .name = "mlp",
     .handles_missing = 0,
     .needs_scaling = 1,

@@ -372,7 +372,16 @@ nomem:
     return PD_ENOMEM;
 }
 
+/* See pd_family.shape. */
+static void nb_shape(const void *model, size_t *inputs, size_t *outputs)
+{
+    const struct nb_model *m = model;
+    *inputs = m->d;
+    *outputs = m->k;
+}
+
 const struct pd_family pd_family_nb = {
+    .shape = nb_shape,
     .name = "nb",
     .handles_missing = 1,
     .needs_scaling = 0,

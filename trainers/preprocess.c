@@ -6,6 +6,7 @@
  */
 #include "trainers/preprocess.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,6 +248,10 @@ void prep_transform(const struct prep *p, const struct schema_frame *f,
             int missing = isnan(v);
             if (missing) v = c->fill;
             if (c->kind != PREP_NATIVE) v = (v - c->mean) / c->scale;
+            /* A finite input far out of the training range must not become
+             * an infinity in float (NaN probabilities downstream). */
+            if (v > FLT_MAX) v = FLT_MAX;
+            else if (v < -FLT_MAX) v = -FLT_MAX;
             *o++ = (float)v;
             if (c->indicator) *o++ = missing ? 1.0f : 0.0f;
         }

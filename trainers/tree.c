@@ -11,6 +11,7 @@
 #include "trainers/tree.h"
 
 #include <pthread.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,6 +163,12 @@ int tree_load(struct tree *t, struct pd_reader *in, uint32_t d,
     if (pd_reader_get_f64s(in, t->values, (size_t)n_leaves * value_dim) < 0) {
         snprintf(err, errlen, "tree: truncated leaf values");
         goto fail;
+    }
+    for (size_t i = 0; i < (size_t)n_leaves * value_dim; i++) {
+        if (!isfinite(t->values[i])) {
+            snprintf(err, errlen, "tree: non-finite leaf value");
+            goto fail;
+        }
     }
     t->n_nodes = n_nodes;
     t->n_leaves = n_leaves;
