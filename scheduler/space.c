@@ -80,13 +80,15 @@ static const struct space_param MLP[] = {
 };
 
 static const struct space_family FAMILIES[] = {
-    {"linear", SPACE_BOTH, LINEAR, N(LINEAR)},
-    {"rf", SPACE_BOTH, FOREST, N(FOREST)},
-    {"extratrees", SPACE_BOTH, FOREST, N(FOREST)},
-    {"gbm", SPACE_BOTH, GBM, N(GBM)},
-    {"knn", SPACE_BOTH, KNN, N(KNN)},
-    {"nb", SPACE_CLASSIFICATION, NB, N(NB)},
-    {"mlp", SPACE_BOTH, MLP, N(MLP)},
+    /* Fidelities: with successive halving's eta = 3, 20 -> 60 -> 180 -> 500
+     * trees or rounds, and 15 -> 45 -> 135 -> 400 epochs. */
+    {"linear", SPACE_BOTH, LINEAR, N(LINEAR), NULL, 0},
+    {"rf", SPACE_BOTH, FOREST, N(FOREST), "n_estimators", 20},
+    {"extratrees", SPACE_BOTH, FOREST, N(FOREST), "n_estimators", 20},
+    {"gbm", SPACE_BOTH, GBM, N(GBM), "n_estimators", 20},
+    {"knn", SPACE_BOTH, KNN, N(KNN), NULL, 0},
+    {"nb", SPACE_CLASSIFICATION, NB, N(NB), NULL, 0},
+    {"mlp", SPACE_BOTH, MLP, N(MLP), "max_iter", 15},
 };
 
 const struct space_family *space_family_find(const char *name)
@@ -124,6 +126,15 @@ cJSON *space_default_params(const struct space_family *f, int task)
     return cJSON_CreateObject();
 }
 
+const struct space_param *space_param_find(const struct space_family *f, int task,
+                                           const char *name)
+{
+    for (size_t i = 0; f != NULL && name != NULL && i < f->n_params; i++)
+        if ((f->params[i].tasks & task) && strcmp(f->params[i].name, name) == 0)
+            return &f->params[i];
+    return NULL;
+}
+
 /* Does the already-sampled object satisfy p's condition? */
 static int condition_holds(const struct space_param *p, const cJSON *obj)
 {
@@ -136,6 +147,31 @@ static int condition_holds(const struct space_param *p, const cJSON *obj)
     return eq;
 }
 
+int space_param_active(const struct space_param *p, int task, const cJSON *obj)
+{
+    return (p->tasks & task) && condition_holds(p, obj);
+}
+
+cJSON *space_param_value(const struct space_param *p, double x)
+{
+    if (p->kind == SPACE_CHOICE) {
+        int k = x >= 0 ? (int)x : 0;
+        if (k >= p->n_choices) k = p->n_choices - 1;
+        return cJSON_Parse(p->choices[k]);
+    }
+    if (p->kind == SPACE_INT) {
+        x = floor(x + 0.5);
+    } else {
+        /* 4 significant digits: readable in the API, same model */
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.4g", x);
+        x = strtod(buf, NULL);
+    }
+    if (!(x >= p->lo)) x = p->lo;   /* NaN too */
+    if (x > p->hi) x = p->hi;
+    return cJSON_CreateNumber(x);
+}
+
 cJSON *space_sample(const struct space_family *f, int task, struct space_rng *rng)
 {
     cJSON *obj = cJSON_CreateObject();
@@ -145,29 +181,14 @@ cJSON *space_sample(const struct space_family *f, int task, struct space_rng *rn
         /* Draw even when the parameter is skipped, so that one parameter's
          * condition does not shift every later draw. */
         double u = space_rng_uniform(rng);
-        if (!(p->tasks & task) || !condition_holds(p, obj)) continue;
-        cJSON *v = NULL;
-        if (p->kind == SPACE_CHOICE) {
-            int k = (int)(u * p->n_choices);
-            if (k >= p->n_choices) k = p->n_choices - 1;
-            v = cJSON_Parse(p->choices[k]);
-        } else {
-            double x = p->log ? exp(log(p->lo) + u * (log(p->hi) - log(p->lo)))
-                              : p->lo + u * (p->hi - p->lo);
-            if (p->kind == SPACE_INT) {
-                x = floor(x + 0.5);
-                if (x < p->lo) x = p->lo;
-                if (x > p->hi) x = p->hi;
-            } else {
-                /* 4 significant digits: readable in the API, same model */
-                char buf[32];
-                snprintf(buf, sizeof buf, "%.4g", x);
-                x = strtod(buf, NULL);
-                if (x < p->lo) x = p->lo;
-                if (x > p->hi) x = p->hi;
-            }
-            v = cJSON_CreateNumber(x);
-        }
+        if (!space_param_active(p, task, obj)) continue;
+        double x;
+        if (p->kind == SPACE_CHOICE)
+            x = (double)(int)(u * p->n_choices);
+        else
+            x = p->log ? exp(log(p->lo) + u * (log(p->hi) - log(p->lo)))
+                       : p->lo + u * (p->hi - p->lo);
+        cJSON *v = space_param_value(p, x);
         if (v == NULL || !cJSON_AddItemToObject(obj, p->name, v)) {
             cJSON_Delete(v);
             cJSON_Delete(obj);

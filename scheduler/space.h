@@ -44,6 +44,12 @@ struct space_family {
     int tasks;                        /* which tasks the family supports */
     const struct space_param *params;
     size_t n_params;
+    /* The fidelity for successive halving: an integer parameter of params[]
+     * whose value buys accuracy with time (boosting rounds, trees, epochs),
+     * and its smallest useful value; its largest is the parameter's hi.
+     * NULL for a family with none (it always trains at full fidelity). */
+    const char *fidelity;
+    double fidelity_min;
 };
 
 /* A small deterministic generator (splitmix64). */
@@ -67,6 +73,17 @@ cJSON *space_default_params(const struct space_family *f, int task);
 /* A random configuration from the family's space for the task. A new
  * object the caller deletes, NULL when out of memory. */
 cJSON *space_sample(const struct space_family *f, int task, struct space_rng *rng);
+
+/* The parameter called name that applies to task, NULL if none. */
+const struct space_param *space_param_find(const struct space_family *f, int task,
+                                           const char *name);
+/* 1 if p applies to task and its condition holds in obj (the parameters
+ * already chosen, in params[] order). */
+int space_param_active(const struct space_param *p, int task, const cJSON *obj);
+/* p's JSON value for x: SPACE_CHOICE: x is the index of the choice;
+ * otherwise x on the natural scale, rounded (integers; 4 significant digits
+ * for reals) and clamped to [lo, hi]. A new item, NULL when out of memory. */
+cJSON *space_param_value(const struct space_param *p, double x);
 
 /* "classification" / "regression" -> SPACE_*; -1 otherwise. */
 int space_task_parse(const char *s);

@@ -8,8 +8,10 @@
  * (job.seed, k) alone, so the sequence is reproducible whatever order
  * results arrive in and whichever scheduler proposes. State:
  * {"strategy": "random", "proposed": k, "observed": n}: proposals made and
- * finished trials observed (in seq order). Random search needs neither;
- * they are the bookkeeping TPE will build on.
+ * finished trials observed (in seq order). Random search needs neither.
+ *
+ * The helpers at the top (families, generators, ranking) are shared with
+ * tpe.c and asha.c.
  */
 #include "scheduler/strategy.h"
 
@@ -19,9 +21,43 @@
 
 #include "scheduler/space.h"
 
+size_t strategy_families(const struct strategy_job *job, const struct space_family **out,
+                         size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < job->n_models && n < max; i++) {
+        const struct space_family *f = space_family_find(job->models[i]);
+        if (f == NULL || !space_family_supports(f, job->task)) continue;
+        int dup = 0;
+        for (size_t j = 0; j < n; j++) dup |= out[j] == f;
+        if (!dup) out[n++] = f;
+    }
+    return n;
+}
+
+void strategy_rng(struct space_rng *rng, uint64_t seed, int k, uint64_t salt)
+{
+    space_rng_seed(rng, (seed * 0x100000001b3ULL + (uint64_t)k) ^ salt);
+}
+
+int strategy_state_count(const cJSON *state, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(state, name);
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e9) return v->valueint;
+    return 0;
+}
+
+int strategy_better(const struct strategy_job *job, const struct strategy_trial *a,
+                    const struct strategy_trial *b)
+{
+    if (a->score != b->score)
+        return job->higher_is_better ? a->score > b->score : a->score < b->score;
+    return a->seq < b->seq;
+}
+
 struct random_ctx {
     struct strategy_job job;
-    const struct space_family *fams[16];
+    const struct space_family *fams[STRATEGY_MAX_FAMILIES];
     size_t n_fams;
     int proposed;
     int observed;
@@ -36,22 +72,14 @@ static int random_create(const struct strategy_job *job, const cJSON *state, voi
         return -1;
     }
     c->job = *job;
-    for (size_t i = 0; i < job->n_models && c->n_fams < 16; i++) {
-        const struct space_family *f = space_family_find(job->models[i]);
-        if (f == NULL || !space_family_supports(f, job->task)) continue;
-        int dup = 0;
-        for (size_t j = 0; j < c->n_fams; j++) dup |= c->fams[j] == f;
-        if (!dup) c->fams[c->n_fams++] = f;
-    }
+    c->n_fams = strategy_families(job, c->fams, STRATEGY_MAX_FAMILIES);
     if (c->n_fams == 0) {
         snprintf(err, errlen, "no model family of the job fits its task");
         free(c);
         return -1;
     }
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(state, "proposed");
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(state, "observed");
-    if (cJSON_IsNumber(p) && p->valuedouble >= 0 && p->valuedouble < 1e9) c->proposed = p->valueint;
-    if (cJSON_IsNumber(o) && o->valuedouble >= 0 && o->valuedouble < 1e9) c->observed = o->valueint;
+    c->proposed = strategy_state_count(state, "proposed");
+    c->observed = strategy_state_count(state, "observed");
     *out = c;
     return 0;
 }
@@ -77,7 +105,7 @@ static int random_propose(void *ctx, const struct strategy_trial *history, size_
         *params = space_default_params(f, c->job.task);
     } else {
         struct space_rng rng;
-        space_rng_seed(&rng, c->job.seed * 0x100000001b3ULL + (uint64_t)k);
+        strategy_rng(&rng, c->job.seed, k, 0);
         f = c->fams[space_rng_next(&rng) % c->n_fams];
         *params = space_sample(f, c->job.task, &rng);
     }
@@ -109,8 +137,10 @@ const struct strategy_ops strategy_random = {
 
 const struct strategy_ops *strategy_find(const char *name)
 {
-    /* TODO(tpe, asha): register them here. */
-    if (name != NULL && strcmp(name, "random") == 0) return &strategy_random;
+    static const struct strategy_ops *const all[] = {&strategy_random, &strategy_tpe,
+                                                     &strategy_asha};
+    for (size_t i = 0; name != NULL && i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(name, all[i]->name) == 0) return all[i];
     return NULL;
 }
 

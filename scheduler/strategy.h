@@ -3,8 +3,8 @@
  * history of its trials.
  *
  * A strategy is a table of functions over an opaque context (as a model
- * family is in trainers/family.h): random search today; TPE and ASHA
- * later. The scheduler calls, inside the transaction that holds the job's
+ * family is in trainers/family.h): random search (strategy.c), TPE
+ * (tpe.c) and asynchronous successive halving (asha.c). The scheduler calls, inside the transaction that holds the job's
  * row locked:
  *   strategy_new(job, saved state)        restore from jobs.strategy_state
  *   strategy_observe(s, trial)            once per finished trial it has not
@@ -38,6 +38,7 @@ struct strategy_job {
     int task;                    /* SPACE_CLASSIFICATION / SPACE_REGRESSION */
     uint64_t seed;
     int higher_is_better;
+    int max_trials;              /* the budget; 0 when unknown */
 };
 
 struct strategy_trial {
@@ -63,8 +64,10 @@ struct strategy_ops {
 };
 
 extern const struct strategy_ops strategy_random;
+extern const struct strategy_ops strategy_tpe;
+extern const struct strategy_ops strategy_asha;
 
-/* The strategy called name ("random"); NULL if not built in. */
+/* The strategy called name ("random", "tpe", "asha"); NULL if not built in. */
 const struct strategy_ops *strategy_find(const char *name);
 
 struct strategy {
@@ -81,5 +84,23 @@ int strategy_next(struct strategy *s, const struct strategy_trial *history, size
                   const char **family, cJSON **params, char *err, size_t errlen);
 cJSON *strategy_save(struct strategy *s);
 void strategy_free(struct strategy *s);
+
+/* For the strategies' own use (strategy.c):
+ * The job's usable families (known, fitting the task, no duplicates) in
+ * job.models order, at most max; how many. */
+struct space_family;
+struct space_rng;
+size_t strategy_families(const struct strategy_job *job, const struct space_family **out,
+                         size_t max);
+/* The generator of the k-th proposal of a job, salted per strategy (salt 0
+ * is random search's). */
+void strategy_rng(struct space_rng *rng, uint64_t seed, int k, uint64_t salt);
+/* A non-negative count from a saved state's member, 0 if absent or bad. */
+int strategy_state_count(const cJSON *state, const char *name);
+/* Is trial a better than b for the job (scores of succeeded trials; ties
+ * broken by the lower seq)? */
+int strategy_better(const struct strategy_job *job, const struct strategy_trial *a,
+                    const struct strategy_trial *b);
+#define STRATEGY_MAX_FAMILIES 16
 
 #endif

@@ -2,7 +2,9 @@
  * own parameter parsers: the defaults and thousands of samples per family
  * and task must be accepted by pd_family_find(name)->params_parse; integer
  * and range bounds hold; conditional parameters appear only under their
- * condition; and the spaces cover exactly the trainer's families. */
+ * condition; the spaces cover exactly the trainer's families; and each
+ * fidelity (for successive halving) is an integer parameter the trainer
+ * accepts from its smallest rung up. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -147,6 +149,49 @@ static void test_rng_reproducible(void **state)
     assert_int_equal(space_task_parse("auto"), -1);
 }
 
+static void test_fidelity(void **state)
+{
+    (void)state;
+    static const char *const with[] = {"rf", "extratrees", "gbm", "mlp"};
+    for (size_t i = 0; i < space_family_count(); i++) {
+        const struct space_family *f = space_family_at(i);
+        int expect = 0;
+        for (size_t j = 0; j < sizeof with / sizeof with[0]; j++)
+            expect |= strcmp(f->name, with[j]) == 0;
+        assert_int_equal(f->fidelity != NULL, expect);
+        if (f->fidelity == NULL) continue;
+        for (int task = 1; task <= 2; task++) {
+            if (!space_family_supports(f, task)) continue;
+            const struct space_param *p = space_param_find(f, task, f->fidelity);
+            assert_non_null(p);
+            assert_int_equal(p->kind, SPACE_INT);
+            assert_null(p->when_param);
+            assert_true(f->fidelity_min >= 1 && f->fidelity_min < p->hi);
+            cJSON *params = cJSON_CreateObject();
+            cJSON_AddNumberToObject(params, f->fidelity, f->fidelity_min);
+            check_accepted(f, task, params);
+            cJSON_Delete(params);
+        }
+    }
+    /* space_param_value rounds and clamps */
+    const struct space_family *g = space_family_find("gbm");
+    const struct space_param *n = space_param_find(g, SPACE_REGRESSION, "n_estimators");
+    const struct space_param *lr = space_param_find(g, SPACE_REGRESSION, "learning_rate");
+    assert_null(space_param_find(g, SPACE_REGRESSION, "penalty"));
+    cJSON *v = space_param_value(n, 99.6);
+    assert_true(v->valuedouble == 100);
+    cJSON_Delete(v);
+    v = space_param_value(n, 1e9);
+    assert_true(v->valuedouble == 500);
+    cJSON_Delete(v);
+    v = space_param_value(lr, 0.123456);
+    assert_true(v->valuedouble == 0.1235);
+    cJSON_Delete(v);
+    v = space_param_value(lr, NAN);
+    assert_true(v->valuedouble == 0.01);
+    cJSON_Delete(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_samples_accepted_and_in_range),
         cmocka_unit_test(test_conditional),
         cmocka_unit_test(test_rng_reproducible),
+        cmocka_unit_test(test_fidelity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
