@@ -248,8 +248,13 @@ int jobs_create(struct http_req *r)
     const cJSON *s = cJSON_GetObjectItem(in, "strategy");
     const char *strategy = "random";
     if (s && !cJSON_IsNull(s)) {
-        if (!cJSON_IsString(s) || strcmp(s->valuestring, "random") != 0) {
-            validate_error(&v, "strategy", "must be random (tpe and asha are not available yet)");
+        static const char *const known[] = {"random", "tpe", "asha"};
+        strategy = NULL;
+        for (size_t i = 0; cJSON_IsString(s) && i < sizeof known / sizeof known[0]; i++)
+            if (strcmp(s->valuestring, known[i]) == 0) strategy = known[i];
+        if (strategy == NULL) {
+            validate_error(&v, "strategy", "must be random, tpe or asha");
+            strategy = "random";
         }
     }
 
