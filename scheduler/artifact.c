@@ -1,5 +1,6 @@
 /*
- * artifact.c - upload a trial's files and results (artifact.h). Thread pool.
+ * artifact.c - upload a trial's files and results, and download a stored
+ * trial's files for an ensemble (artifact.h). Thread pool.
  */
 #include "scheduler/artifact.h"
 
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/blob.h"
 #include "lib/crypto.h"
@@ -99,6 +101,83 @@ int artifact_store(PGconn *db, const struct artifact_store *a, char *err, size_t
     }
     return ARTIFACT_STORED;
 rollback:
+    PQclear(PQexec(db, "ROLLBACK"));
+    return rc;
+}
+
+/* One large object into path (via path.tmp). In the caller's transaction. */
+static int download(PGconn *db, Oid lo, const char *path, char *err, size_t errlen)
+{
+    char tmp[1400];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
+        return ARTIFACT_EFILE;
+    }
+    int rc = ARTIFACT_EDB;
+    struct blob_reader *b = blob_reader_open(db, lo, 0, err, errlen);
+    if (b) {
+        for (;;) {
+            const void *chunk;
+            ssize_t got = blob_reader_read(b, &chunk);
+            if (got < 0) {
+                db_error(db, err, errlen);
+                break;
+            }
+            if (got == 0) {
+                rc = 0;
+                break;
+            }
+            if (fwrite(chunk, 1, (size_t)got, f) != (size_t)got) {
+                snprintf(err, errlen, "write %s failed", tmp);
+                rc = ARTIFACT_EFILE;
+                break;
+            }
+        }
+        blob_reader_close(b);
+    }
+    if (fclose(f) != 0 && rc == 0) {
+        snprintf(err, errlen, "write %s failed", tmp);
+        rc = ARTIFACT_EFILE;
+    }
+    if (rc == 0 && rename(tmp, path) != 0) {
+        snprintf(err, errlen, "rename %s failed: %s", tmp, strerror(errno));
+        rc = ARTIFACT_EFILE;
+    }
+    if (rc != 0) unlink(tmp);
+    return rc;
+}
+
+int artifact_fetch(PGconn *db, const char *trial_id, const char *model_path,
+                   const char *oof_path, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(db, "BEGIN READ ONLY");
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok) {
+        db_error(db, err, errlen);
+        return ARTIFACT_EDB;
+    }
+    const char *v[] = {trial_id};
+    res = PQexecParams(db,
+                       "SELECT artifact_lo, oof_lo FROM trials WHERE id = $1::uuid "
+                       "AND state = 'succeeded' AND artifact_lo IS NOT NULL AND oof_lo IS NOT NULL",
+                       1, NULL, v, NULL, NULL, 0);
+    int rc;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        db_error(db, err, errlen);
+        rc = ARTIFACT_EDB;
+    } else if (PQntuples(res) != 1) {
+        snprintf(err, errlen, "trial %s has no stored model and OOF predictions", trial_id);
+        rc = ARTIFACT_EFILE;
+    } else {
+        Oid model = (Oid)strtoul(PQgetvalue(res, 0, 0), NULL, 10);
+        Oid oof = (Oid)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+        rc = download(db, model, model_path, err, errlen);
+        if (rc == 0) rc = download(db, oof, oof_path, err, errlen);
+    }
+    PQclear(res);
     PQclear(PQexec(db, "ROLLBACK"));
     return rc;
 }

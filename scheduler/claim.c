@@ -73,6 +73,59 @@ static const char SQL_FAIL_JOB[] =
     "UPDATE jobs SET state = 'failed', error = $2, finished_at = now(), "
     "started_at = coalesce(started_at, now()) WHERE id = $1";
 
+/* Ensemble selection at the end of a job (trainers/ensemble.h): a job that
+ * would complete successfully (not cancelled, no trial running, out of
+ * trials, time or allowed failures, at least 2 succeeded trials) and has
+ * no 'ensemble' trial yet gets one more trial, family 'ensemble', over its
+ * top CLAIM_ENSEMBLE_K succeeded trials; SQL_COMPLETE leaves such a job
+ * alone until that trial exists. Not past the job's hard end (budget plus
+ * one trial timeout: the runner would kill it there anyway). */
+#define CLAIM_ENSEMBLE_K "10"
+#define CLAIM_ENSEMBLE_ROUNDS 50
+#define ENSEMBLE_WANTED                                                                  \
+    "(NOT j.cancel_requested "                                                           \
+    " AND (SELECT count(*) FROM trials t WHERE t.job_id = j.id AND t.state = 'succeeded' " \
+    "      AND t.family <> 'ensemble' AND t.score IS NOT NULL "                          \
+    "      AND t.artifact_lo IS NOT NULL AND t.oof_lo IS NOT NULL) >= 2 "                \
+    " AND NOT EXISTS (SELECT 1 FROM trials t WHERE t.job_id = j.id "                     \
+    "      AND t.family = 'ensemble') "                                                  \
+    " AND (j.started_at IS NULL OR now() < j.started_at + (j.max_seconds + "             \
+    "      j.trial_timeout_seconds) * interval '1 second'))"
+#define JOB_OVER                                                                         \
+    "((SELECT count(*) FROM trials t WHERE t.job_id = j.id) >= j.max_trials "            \
+    "  OR (j.started_at IS NOT NULL AND now() >= j.started_at + j.max_seconds * "        \
+    "      interval '1 second') "                                                        \
+    "  OR (SELECT count(*) FROM trials t WHERE t.job_id = j.id AND t.state = 'failed') " \
+    "      > j.max_failed_trials)"
+
+static const char SQL_LOCK_ENSEMBLE[] =
+    "SELECT " JOB_COLS ", j.higher_is_better "
+    "FROM " JOB_FROM " "
+    "WHERE j.state IN ('queued', 'running') "
+    "AND NOT EXISTS (SELECT 1 FROM trials t WHERE t.job_id = j.id AND t.state = 'running') "
+    "AND " JOB_OVER " AND " ENSEMBLE_WANTED " "
+    "ORDER BY j.created_at, j.id LIMIT 1 FOR UPDATE OF j SKIP LOCKED";
+
+/* Re-read with a snapshot taken after the lock: nothing running, no
+ * ensemble yet, the next seq, the members (best first). */
+static const char SQL_ENSEMBLE_MEMBERS[] =
+    "SELECT (SELECT count(*) FROM trials WHERE job_id = $1 "
+    "        AND (family = 'ensemble' OR state = 'running')), "
+    "(SELECT coalesce(max(seq), 0) FROM trials WHERE job_id = $1), "
+    "(SELECT coalesce(json_agg(id ORDER BY r), '[]')::text FROM "
+    "  (SELECT id, row_number() OVER (ORDER BY CASE WHEN $2::bool THEN -score ELSE score END, "
+    "   seq) AS r FROM trials WHERE job_id = $1 AND state = 'succeeded' "
+    "   AND family <> 'ensemble' AND score IS NOT NULL AND artifact_lo IS NOT NULL "
+    "   AND oof_lo IS NOT NULL ORDER BY r LIMIT " CLAIM_ENSEMBLE_K ") m)";
+
+static const char SQL_INSERT_ENSEMBLE[] =
+    "WITH ins AS (INSERT INTO trials (job_id, team_id, seq, state, family, params, "
+    "  lease_owner, lease_expires_at, started_at) "
+    "  VALUES ($1, $2, $3::int, 'running', 'ensemble', $4::jsonb, $5, "
+    "          now() + $6::int * interval '1 second', now()) RETURNING id) "
+    "SELECT ins.id, extract(epoch from (coalesce(j.started_at, now()) + j.max_seconds * "
+    "  interval '1 second' - now()))::float8 FROM ins, jobs j WHERE j.id = $1";
+
 static const char SQL_COMPLETE[] =
     "UPDATE jobs j SET "
     "state = CASE WHEN j.cancel_requested THEN 'cancelled' "
@@ -92,6 +145,7 @@ static const char SQL_COMPLETE[] =
     "      interval '1 second') "
     "  OR (SELECT count(*) FROM trials t WHERE t.job_id = j.id AND t.state = 'failed') "
     "      > j.max_failed_trials) "
+    "AND NOT " ENSEMBLE_WANTED " "
     "RETURNING j.id, j.state";
 
 void claim_trial_free(struct claim_trial *t)
@@ -263,6 +317,65 @@ static int trial_state(const char *s)
 
 static void on_history(void *ctx, PGresult *res);
 
+/* --- the ensemble trial ---------------------------------------------------- */
+
+static void on_ensemble_members(void *ctx, PGresult *res)
+{
+    struct claim *c = ctx;
+    if (!pgloop_ok(res) || PQntuples(res) != 1) {
+        rollback(c, res, "read the ensemble members");
+        return;
+    }
+    cJSON *ids = cJSON_Parse(PQgetvalue(res, 0, 2));
+    if (atoi(PQgetvalue(res, 0, 0)) != 0 || !cJSON_IsArray(ids) || cJSON_GetArraySize(ids) < 2) {
+        cJSON_Delete(ids);
+        abort_tx(c);   /* another scheduler was first, or too few members */
+        return;
+    }
+    cJSON *params = cJSON_CreateObject();
+    char *text = NULL;
+    if (params) {
+        cJSON_AddItemToObject(params, "members", ids);
+        ids = NULL;
+        cJSON_AddNumberToObject(params, "rounds", CLAIM_ENSEMBLE_ROUNDS);
+        text = cJSON_PrintUnformatted(params);
+    }
+    cJSON_Delete(ids);
+    cJSON_Delete(params);
+    c->t->seq = atoi(PQgetvalue(res, 0, 1)) + 1;
+    c->t->family = strdup("ensemble");
+    c->t->params = text ? strdup(text) : NULL;
+    char seq_s[16];
+    snprintf(seq_s, sizeof seq_s, "%d", c->t->seq);
+    const char *v[] = {c->t->job_id, c->team_id, seq_s, text, c->cfg.owner, c->lease_s};
+    if (!text || !c->t->family || !c->t->params ||
+        pgloop_query(c->pl, SQL_INSERT_ENSEMBLE, 6, v, PGQ_FRONT, on_inserted, c) < 0)
+        abort_tx(c);
+    cJSON_free(text);
+}
+
+static void on_ensemble_locked(void *ctx, PGresult *res)
+{
+    struct claim *c = ctx;
+    if (!pgloop_ok(res)) {
+        rollback(c, res, "lock a job for its ensemble");
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        abort_tx(c);
+        return;
+    }
+    c->t = calloc(1, sizeof *c->t);
+    if (c->t == NULL || job_from_row(c->t, res, 0) < 0) {
+        abort_tx(c);
+        return;
+    }
+    snprintf(c->team_id, sizeof c->team_id, "%s", PQgetvalue(res, 0, 1));
+    const char *v[] = {c->t->job_id, PQgetvalue(res, 0, N_JOB_COLS)[0] == 't' ? "true" : "false"};
+    if (pgloop_query(c->pl, SQL_ENSEMBLE_MEMBERS, 2, v, PGQ_FRONT, on_ensemble_members, c) < 0)
+        abort_tx(c);
+}
+
 static void on_locked(void *ctx, PGresult *res)
 {
     struct claim *c = ctx;
@@ -271,7 +384,9 @@ static void on_locked(void *ctx, PGresult *res)
         return;
     }
     if (PQntuples(res) == 0) {
-        abort_tx(c);
+        /* no job with room: maybe one that wants its ensemble */
+        if (pgloop_query(c->pl, SQL_LOCK_ENSEMBLE, 0, NULL, PGQ_FRONT, on_ensemble_locked, c) < 0)
+            abort_tx(c);
         return;
     }
     c->t = calloc(1, sizeof *c->t);
@@ -350,13 +465,18 @@ static void on_history(void *ctx, PGresult *res)
         const cJSON *m = cJSON_GetArrayItem(models, i);
         names[i] = cJSON_IsString(m) ? m->valuestring : "";
     }
+    /* the strategy sees its own trials only: an ensemble trial (a budget
+     * raised after it ran) is no point of its search space */
+    size_t nh = 0;
     for (int i = 0; i < n; i++) {
-        hp[i] = cJSON_Parse(PQgetvalue(res, i, 2));
-        hist[i].seq = atoi(PQgetvalue(res, i, 0));
-        hist[i].family = PQgetvalue(res, i, 1);
-        hist[i].params = hp[i];
-        hist[i].state = trial_state(PQgetvalue(res, i, 3));
-        hist[i].score = PQgetisnull(res, i, 4) ? 0 : strtod(PQgetvalue(res, i, 4), NULL);
+        if (strcmp(PQgetvalue(res, i, 1), "ensemble") == 0) continue;
+        hp[nh] = cJSON_Parse(PQgetvalue(res, i, 2));
+        hist[nh].seq = atoi(PQgetvalue(res, i, 0));
+        hist[nh].family = PQgetvalue(res, i, 1);
+        hist[nh].params = hp[nh];
+        hist[nh].state = trial_state(PQgetvalue(res, i, 3));
+        hist[nh].score = PQgetisnull(res, i, 4) ? 0 : strtod(PQgetvalue(res, i, 4), NULL);
+        nh++;
     }
     struct strategy_job sj = {
         .models = names, .n_models = (size_t)nm, .task = space_task_parse(c->t->task),
@@ -364,7 +484,7 @@ static void on_history(void *ctx, PGresult *res)
     };
     const char *family = NULL;
     if (strategy_new(&st, ops, &sj, state, err, sizeof err) < 0 ||
-        strategy_next(&st, hist, (size_t)n, &family, &params, err, sizeof err) < 0) {
+        strategy_next(&st, hist, nh, &family, &params, err, sizeof err) < 0) {
         strategy_free(&st);
         for (int i = 0; i < n; i++) cJSON_Delete(hp[i]);
         free(hp);

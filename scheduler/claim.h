@@ -17,11 +17,20 @@
  *      started_at, strategy_state); COMMIT.
  * A job whose search cannot go on (no data set, a strategy error) is
  * failed inside that same transaction.
+ *   3. when no job has room: the ensemble trial of a job that is about to
+ *      succeed (no trial running, out of trials, time or allowed failures,
+ *      not cancelled, >= 2 succeeded trials, no 'ensemble' trial yet):
+ *      lock it FOR UPDATE SKIP LOCKED, re-check in a fresh snapshot, INSERT
+ *      family 'ensemble' with params {"members": [the top 10 succeeded
+ *      trial ids, best first], "rounds": 50}, seq = max + 1; COMMIT. The
+ *      row lock plus the re-check make it run once across schedulers.
  *
  * Completion (claim_complete_jobs) locks the active jobs (one, waiting, or
  * all that are not locked right now) and in a second statement, which sees
  * everything committed before the locks, finishes those with no running
- * trial that are cancelled or out of trials, time or allowed failures.
+ * trial that are cancelled or out of trials, time or allowed failures,
+ * except those still owed their ensemble trial (3. above): a job is
+ * completed once that trial has ended, whatever its outcome.
  *
  * Loop thread only. Strings in a claim_trial are owned by it.
  */

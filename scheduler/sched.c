@@ -51,6 +51,11 @@ struct trial {
     char *stderr_tail;
     unsigned store_tries;
     unsigned heartbeat_gen;
+    /* an 'ensemble' trial: its members' trial ids (from params), copied
+     * out of the database into trial_dir before the child starts */
+    int n_members;
+    int members_ready;
+    char (*member_ids)[40];
 };
 
 struct sched {
@@ -79,10 +84,29 @@ static uint64_t now_ms(struct sched *s) { return uv_now(s->loop); }
 
 /* --- trial list ------------------------------------------------------------------ */
 
+static int is_ensemble(const struct trial *t)
+{
+    return t->c->family && strcmp(t->c->family, "ensemble") == 0;
+}
+
+/* Where member i of an ensemble trial is copied to (oof: its OOF file). */
+static void member_path(const struct trial *t, int i, int oof, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s-%d-m%d.pdm%s", t->s->trial_dir, t->c->id, t->c->attempts, i,
+             oof ? ".oof.csv" : "");
+}
+
 static void remove_files(struct trial *t)
 {
     if (t->artifact[0]) unlink(t->artifact);
     if (t->oof[0]) unlink(t->oof);
+    for (int i = 0; i < t->n_members; i++) {
+        char p[1300];
+        member_path(t, i, 0, p, sizeof p);
+        unlink(p);
+        member_path(t, i, 1, p, sizeof p);
+        unlink(p);
+    }
 }
 
 /* The trial leaves our hands (stored, finished, handed back or lost). */
@@ -102,6 +126,7 @@ static void trial_drop(struct trial *t, int complete_job)
     cJSON_Delete(t->curve);
     for (int i = 0; i < 9; i++) free(t->store_vals[i]);
     free(t->stderr_tail);
+    free(t->member_ids);
     free(t);
     kick(s);
 }
@@ -433,13 +458,52 @@ out:
     return text;
 }
 
+/* The ensemble spec (trainers/ensemble.h) over the members' copies. */
+static char *build_ensemble_spec(struct trial *t)
+{
+    const struct claim_trial *c = t->c;
+    cJSON *spec = cJSON_CreateObject();
+    cJSON *params = cJSON_Parse(c->params ? c->params : "{}");
+    char *text = NULL;
+    if (!spec || !params) goto out;
+    cJSON *ens = cJSON_AddObjectToObject(spec, "ensemble");
+    cJSON *members = cJSON_AddArrayToObject(ens, "members");
+    for (int i = 0; i < t->n_members; i++) {
+        char p[1300];
+        cJSON *m = cJSON_CreateObject();
+        member_path(t, i, 0, p, sizeof p);
+        cJSON_AddStringToObject(m, "artifact", p);
+        member_path(t, i, 1, p, sizeof p);
+        cJSON_AddStringToObject(m, "oof", p);
+        cJSON_AddItemToArray(members, m);
+    }
+    const cJSON *rounds = cJSON_GetObjectItemCaseSensitive(params, "rounds");
+    if (cJSON_IsNumber(rounds)) cJSON_AddNumberToObject(ens, "rounds", rounds->valuedouble);
+    cJSON_AddStringToObject(spec, "task", c->task);
+    cJSON_AddStringToObject(spec, "metric", c->metric);
+    cJSON_AddStringToObject(spec, "data", t->data_path);
+    cJSON_AddNumberToObject(spec, "threads", 1);
+    cJSON_AddStringToObject(spec, "artifact", t->artifact);
+    text = cJSON_PrintUnformatted(spec);
+out:
+    cJSON_Delete(spec);
+    cJSON_Delete(params);
+    return text;
+}
+
+static void members_start(struct trial *t);
+
 static void trial_spawn(struct trial *t)
 {
     struct sched *s = t->s;
     char err[512];
+    if (is_ensemble(t) && !t->members_ready) {
+        members_start(t);
+        return;
+    }
     snprintf(t->artifact, sizeof t->artifact, "%s/%s-%d.pdm", s->trial_dir, t->c->id,
              t->c->attempts);
-    char *spec = build_spec(t);
+    char *spec = is_ensemble(t) ? build_ensemble_spec(t) : build_spec(t);
     if (spec == NULL) {
         trial_finish(t, "failed", "could not build the trainer spec", NULL);
         return;
@@ -507,6 +571,78 @@ static void fetch_after(uv_work_t *w, int status)
         return;
     }
     trial_spawn(t);
+}
+
+/* --- an ensemble's members --------------------------------------------------------------- */
+
+static void members_work(uv_work_t *w)
+{
+    struct trial *t = w->data;
+    t->work_err[0] = '\0';
+    PGconn *db = workdb_get(t->s->wdb, t->work_err, sizeof t->work_err);
+    if (db == NULL) {
+        t->work_rc = ARTIFACT_EDB;
+        return;
+    }
+    t->work_rc = 0;
+    for (int i = 0; i < t->n_members && t->work_rc == 0; i++) {
+        char model[1300], oof[1300];
+        member_path(t, i, 0, model, sizeof model);
+        member_path(t, i, 1, oof, sizeof oof);
+        t->work_rc = artifact_fetch(db, t->member_ids[i], model, oof, t->work_err,
+                                    sizeof t->work_err);
+    }
+    workdb_put(t->s->wdb, db, t->work_rc != ARTIFACT_EDB);
+}
+
+static void members_after(uv_work_t *w, int status)
+{
+    struct trial *t = w->data;
+    if (t->lease_lost) {
+        trial_drop(t, 0);
+        return;
+    }
+    if (t->s->stopping) {
+        trial_release(t);
+        return;
+    }
+    if (t->cancel) {
+        trial_finish(t, "cancelled", "the job was cancelled", NULL);
+        return;
+    }
+    if (status != 0 || t->work_rc != 0) {
+        char why[700];
+        snprintf(why, sizeof why, "could not copy the ensemble's members: %s",
+                 t->work_err[0] ? t->work_err : "cancelled");
+        trial_finish(t, "failed", why, NULL);
+        return;
+    }
+    t->members_ready = 1;
+    trial_spawn(t);
+}
+
+/* Read the member ids from params and copy their files (thread pool). */
+static void members_start(struct trial *t)
+{
+    cJSON *params = cJSON_Parse(t->c->params ? t->c->params : "{}");
+    const cJSON *ids = cJSON_GetObjectItemCaseSensitive(params, "members");
+    int n = cJSON_IsArray(ids) ? cJSON_GetArraySize(ids) : 0;
+    if (n < 1 || n > 64 || (t->member_ids = calloc((size_t)n, sizeof *t->member_ids)) == NULL) {
+        cJSON_Delete(params);
+        trial_finish(t, "failed", "the ensemble trial's params name no members", NULL);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const cJSON *id = cJSON_GetArrayItem(ids, i);
+        snprintf(t->member_ids[i], sizeof t->member_ids[i], "%s",
+                 cJSON_IsString(id) ? id->valuestring : "");
+    }
+    t->n_members = n;
+    cJSON_Delete(params);
+    t->phase = T_FETCH;
+    t->work.data = t;
+    if (uv_queue_work(t->s->loop, &t->work, members_work, members_after) != 0)
+        trial_finish(t, "failed", "could not queue the copy of the ensemble's members", NULL);
 }
 
 static void trial_start(struct sched *s, struct claim_trial *c)

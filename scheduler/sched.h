@@ -14,6 +14,12 @@
  *              artifact.h); failed/cancelled: one UPDATE with the reason
  *           -> slot free, complete the job if it is done, claim again.
  *
+ * The ensemble trial (family 'ensemble', claim.h step 3) takes the same
+ * path with one more step before the child: its members' artifact_lo and
+ * oof_lo are copied out of PostgreSQL into the trial folder (thread pool,
+ * artifact_fetch), then podium-train runs the {"ensemble": ...} spec
+ * (trainers/ensemble.h) under the same lease, timeout and cancellation.
+ *
  * A heartbeat renews the leases of every trial we hold; one that is no
  * longer ours is killed and dropped without writing anything. Shutdown
  * (sched_stop): claim nothing more, SIGTERM the children, hand their trials

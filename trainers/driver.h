@@ -18,6 +18,8 @@
  *   artifact  model file path; the out-of-fold predictions go to
  *             ARTIFACT.oof.csv. Without it nothing is written. Its folder
  *             must be writable (checked before training: bad_spec).
+ * A spec with an "ensemble" member is not for the driver: podium-train hands
+ * it to ensemble_run (trainers/ensemble.h, docs/model-format.md).
  * Unknown keys inside model and cv are errors; unknown top-level keys are
  * ignored with a warning on stderr (a scheduler may add its own).
  *

@@ -6,6 +6,8 @@
  */
 #include "trainers/modelfile.h"
 
+#include "trainers/ensemble.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +170,13 @@ int modelfile_decode(const void *data, size_t len, struct modelfile *out,
         snprintf(err, errlen, "not a valid Podium model file: weights: %s", sub);
         return rc == PD_ENOMEM ? rc : PD_EFORMAT;
     }
+    /* an ensemble's members predict from frames built with this schema */
+    if (out->family == &pd_family_ensemble &&
+        ensemble_check_schema(out->model, &out->schema, sub, sizeof sub) != 0) {
+        modelfile_free(out);
+        snprintf(err, errlen, "not a valid Podium model file: weights: %s", sub);
+        return PD_EFORMAT;
+    }
     return 0;
 }
 
@@ -232,6 +241,10 @@ void modelfile_free(struct modelfile *m)
 int modelfile_predict(const struct modelfile *m, const struct schema_frame *f,
                       int threads, double *out, char *err, size_t errlen)
 {
+    /* an ensemble has no features of its own: each member applies its
+     * own preprocessing to the frame (ensemble.h) */
+    if (m->family == &pd_family_ensemble)
+        return ensemble_predict_frame(m->model, f, threads, out, err, errlen);
     size_t n = f->n_rows, d = prep_width(m->prep);
     if (n == 0) return 0;
     float *x = malloc(n * (d ? d : 1) * sizeof *x);

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "trainers/ensemble.h"
 #include "trainers/family.h"
 #include "trainers/forest.h"
 #include "trainers/gbm.h"
@@ -16,6 +17,8 @@
 static const struct pd_family *const FAMILIES[] = {
     &pd_family_linear, &pd_family_rf, &pd_family_extratrees, &pd_family_gbm,
     &pd_family_knn, &pd_family_nb, &pd_family_mlp,
+    /* only built from an {"ensemble": ...} spec; listed so model files load */
+    &pd_family_ensemble,
 };
 
 const struct pd_family *pd_family_find(const char *name)

@@ -29,6 +29,7 @@
 
 #include "lib/log.h"
 #include "trainers/driver.h"
+#include "trainers/ensemble.h"
 
 static volatile sig_atomic_t cancel_flag;
 
@@ -73,7 +74,10 @@ static void usage(FILE *out)
             "   \"cv\": {\"folds\": 5, \"seed\": 0}, \"metric\": \"logloss\", \"threads\": 2,\n"
             "   \"artifact\": \"model.pdm\"}\n"
             "task: auto | classification | regression; cv may be {\"holdout\": 0.2, \"seed\": 0}.\n"
-            "families: linear rf extratrees gbm knn nb mlp (scikit-learn parameter names).\n\n"
+            "families: linear rf extratrees gbm knn nb mlp (scikit-learn parameter names).\n"
+            "An ensemble of trained models (Caruana selection over their OOF predictions):\n"
+            "  {\"ensemble\": {\"members\": [{\"artifact\": \"a.pdm\", \"oof\": \"a.pdm.oof.csv\"}, ...],\n"
+            "   \"rounds\": 50}, \"metric\": \"logloss\", \"artifact\": \"ens.pdm\"}\n\n"
             "stdout: JSON Lines: start, fold, iteration, fold_done, refit events, then one\n"
             "{\"event\": \"result\", ...}; the out-of-fold predictions go to ARTIFACT.oof.csv.\n"
             "stderr: log lines.\n"
@@ -210,6 +214,22 @@ int main(int argc, char **argv)
     }
     free(text);
 
+    struct driver_opts opts = {
+        .cancel = &cancel_flag, .emit = print_event, .emit_ctx = NULL, .progress_interval = 0.1,
+    };
+    pthread_t wd;
+    if (cJSON_GetObjectItemCaseSensitive(json, "ensemble") != NULL) {
+        /* ensemble selection over trained members (trainers/ensemble.h) */
+        const cJSON *art = cJSON_GetObjectItemCaseSensitive(json, "artifact");
+        if (cJSON_IsString(art) && art->valuestring[0] && strlen(art->valuestring) < 3900) {
+            driver_temp_path(art->valuestring, 0, tmp_model, sizeof tmp_model);
+            driver_temp_path(art->valuestring, 1, tmp_oof, sizeof tmp_oof);
+        }
+        if (pthread_create(&wd, NULL, watchdog, NULL) == 0) pthread_detach(wd);
+        int st = ensemble_run(json, &opts, &e);
+        cJSON_Delete(json);
+        return st == DRIVER_OK ? 0 : fail(&e);
+    }
     struct driver_spec spec;
     int status = driver_spec_parse(json, &spec, &e);
     cJSON_Delete(json);
@@ -222,12 +242,8 @@ int main(int argc, char **argv)
         driver_temp_path(spec.artifact, 0, tmp_model, sizeof tmp_model);
         driver_temp_path(spec.artifact, 1, tmp_oof, sizeof tmp_oof);
     }
-    pthread_t wd;
     if (pthread_create(&wd, NULL, watchdog, NULL) == 0) pthread_detach(wd);
 
-    struct driver_opts opts = {
-        .cancel = &cancel_flag, .emit = print_event, .emit_ctx = NULL, .progress_interval = 0.1,
-    };
     status = driver_run(&spec, &opts, NULL, &e);
     driver_spec_free(&spec);
     if (status != DRIVER_OK) return fail(&e);

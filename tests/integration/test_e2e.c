@@ -100,7 +100,11 @@ static void a_job_yields_a_leaderboard_and_a_model_that_predicts(void **state)
     snprintf(path, sizeof path, "/v1/jobs/%s/trials", job);
     assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
     cJSON *trials = th_json(&r);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(trials, "items")), 6);
+    /* ... and the ensemble over them, the last trial (trainers/ensemble.h) */
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(trials, "items")), 7);
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(
+                            cJSON_GetArrayItem(cJSON_GetObjectItem(trials, "items"), 6), "family")),
+                        "ensemble");
     cJSON_Delete(trials);
     th_resp_free(&r);
     snprintf(path, sizeof path, "/v1/jobs/%s/leaderboard", job);
