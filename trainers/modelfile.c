@@ -170,6 +170,22 @@ int modelfile_decode(const void *data, size_t len, struct modelfile *out,
         snprintf(err, errlen, "not a valid Podium model file: weights: %s", sub);
         return rc == PD_ENOMEM ? rc : PD_EFORMAT;
     }
+    /* The weights must take what the preprocessing gives and give what the
+     * header promises: predict fills a buffer sized from the header. */
+    if (out->family->shape) {
+        size_t inputs = 0, outputs = 0;
+        out->family->shape(out->model, &inputs, &outputs);
+        size_t want = out->task.kind == PD_TASK_CLASSIFICATION ? (size_t)out->task.n_classes : 1;
+        size_t width = prep_width(out->prep);
+        if (outputs != want || inputs != width) {
+            modelfile_free(out);
+            snprintf(err, errlen,
+                     "not a valid Podium model file: the weights (%zu inputs, %zu outputs) do not "
+                     "match the header (%zu inputs, %zu outputs)",
+                     inputs, outputs, width, want);
+            return PD_EFORMAT;
+        }
+    }
     /* an ensemble's members predict from frames built with this schema */
     if (out->family == &pd_family_ensemble &&
         ensemble_check_schema(out->model, &out->schema, sub, sizeof sub) != 0) {

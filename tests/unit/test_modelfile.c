@@ -182,11 +182,38 @@ static void damaged_files_are_rejected(void **state)
     unlink(art);
 }
 
+/* Found by tests/fuzz/fuzz_modelfile.c: real model files whose header was
+ * edited (a class removed, the task changed) with a valid checksum. The
+ * weights give more outputs than the header promises; decoding must refuse
+ * them, or predict writes past a buffer sized from the header. Each corpus
+ * file is one option byte followed by the model file. */
+static void weights_that_disagree_with_the_header_are_refused(void **state)
+{
+    const char *names[] = {"gbm-schema-regression-weights-3-classes",
+                           "linear-schema-2-classes-weights-3", "nb-schema-2-classes-weights-3",
+                           "rf-schema-2-classes-weights-3"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "tests/fuzz/corpus/modelfile/%s", names[i]);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        unsigned char buf[65536];
+        size_t n = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        assert_true(n > 1);
+        struct modelfile m;
+        char err[512];
+        assert_int_equal(modelfile_decode(buf + 1, n - 1, &m, err, sizeof err), PD_EFORMAT);
+        assert_non_null(strstr(err, "do not match the header"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(saved_model_predicts_like_in_process),
         cmocka_unit_test(damaged_files_are_rejected),
+        cmocka_unit_test(weights_that_disagree_with_the_header_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
