@@ -481,6 +481,7 @@ static void on_history(void *ctx, PGresult *res)
     struct strategy_job sj = {
         .models = names, .n_models = (size_t)nm, .task = space_task_parse(c->t->task),
         .seed = (uint64_t)c->t->seed, .higher_is_better = x->higher_is_better,
+        .max_trials = x->max_trials,
     };
     const char *family = NULL;
     if (strategy_new(&st, ops, &sj, state, err, sizeof err) < 0 ||
