@@ -19,63 +19,6 @@
 
 #include "tests/support/harness.h"
 
-static struct th_db db;
-static struct th_server srv;
-static struct th_scheduler sched;
-static char dataset[64];
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int setup(void **state)
-{
-    if (th_db_create(&db) < 0 || th_server_start(&srv, &db, NULL) < 0) return -1;
-    const char *extra[] = {"--slots=2", NULL};
-    if (th_scheduler_start(&sched, &db, extra) < 0) return -1;
-    size_t len;
-    char *csv = th_read_file("tests/data/tabular/iris.csv", &len);
-    struct th_resp r;
-    if (csv == NULL || th_http(&srv, "POST", "/v1/datasets?name=iris", srv.key, "text/csv", csv, len, &r) < 0 ||
-        r.status != 201) return -1;
-    snprintf(dataset, sizeof dataset, "%s", th_json_str(&r, "id"));
-    th_resp_free(&r);
-    free(csv);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    int a = th_scheduler_stop(&sched);
-    int b = th_server_stop(&srv);
-    th_db_drop(&db);
-    return a == 0 && b == 0 ? 0 : -1;
-}
-
-/* Poll the job until its state is one of the final ones (or want). */
-static char *wait_job(const char *id, const char *want, double timeout_s)
-{
-    char path[160];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    static char state[32];
-    double t0 = now_s();
-    while (now_s() - t0 < timeout_s) {
-        struct th_resp r;
-        assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
-        assert_int_equal(r.status, 200);
-        snprintf(state, sizeof state, "%s", th_json_str(&r, "state"));
-        th_resp_free(&r);
-        if (strcmp(state, want) == 0 || strcmp(state, "succeeded") == 0 ||
-            strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)
-            return state;
-        usleep(100 * 1000);
-    }
-    return state;
-}
-
 static void a_job_yields_a_leaderboard_and_a_model_that_predicts(void **state)
 {
     char body[512];
@@ -83,22 +26,19 @@ static void a_job_yields_a_leaderboard_and_a_model_that_predicts(void **state)
              "{\"dataset_id\": \"%s\", \"metric\": \"accuracy\","
              " \"models\": [\"linear\", \"knn\", \"gbm\", \"rf\"],"
              " \"budget\": {\"max_trials\": 6, \"max_seconds\": 120, \"trial_timeout_seconds\": 60},"
-             " \"parallelism\": 2, \"seed\": 3}", dataset);
+             " \"parallelism\": 2, \"seed\": 3}", th_jobs.dataset);
     struct th_resp r;
-    assert_int_equal(th_http(&srv, "POST", "/v1/jobs", srv.key, NULL, body, strlen(body), &r), 0);
-    assert_int_equal(r.status, 202);
     char job[64];
-    snprintf(job, sizeof job, "%s", th_json_str(&r, "id"));
-    th_resp_free(&r);
+    snprintf(job, sizeof job, "%s", th_post_job(&th_jobs.srv, body));
 
-    const char *final = wait_job(job, "succeeded", 120);
-    if (strcmp(final, "succeeded") != 0) fprintf(stderr, "job ended %s; see %s\n", final, sched.log_path);
+    const char *final = th_wait_job(&th_jobs.srv, job, "succeeded", 120);
+    if (strcmp(final, "succeeded") != 0) fprintf(stderr, "job ended %s; see %s\n", final, th_jobs.sched.log_path);
     assert_string_equal(final, "succeeded");
 
     /* Six trials, the best first on the leaderboard with accuracy >= 0.93. */
     char path[200];
     snprintf(path, sizeof path, "/v1/jobs/%s/trials", job);
-    assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
+    assert_int_equal(th_http(&th_jobs.srv, "GET", path, th_jobs.srv.key, NULL, NULL, 0, &r), 0);
     cJSON *trials = th_json(&r);
     /* ... and the ensemble over them, the last trial (trainers/ensemble.h) */
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(trials, "items")), 7);
@@ -108,7 +48,7 @@ static void a_job_yields_a_leaderboard_and_a_model_that_predicts(void **state)
     cJSON_Delete(trials);
     th_resp_free(&r);
     snprintf(path, sizeof path, "/v1/jobs/%s/leaderboard", job);
-    assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
+    assert_int_equal(th_http(&th_jobs.srv, "GET", path, th_jobs.srv.key, NULL, NULL, 0, &r), 0);
     assert_int_equal(r.status, 200);
     cJSON *lb = th_json(&r);
     cJSON *best = cJSON_GetArrayItem(cJSON_GetObjectItem(lb, "items"), 0);
@@ -121,14 +61,14 @@ static void a_job_yields_a_leaderboard_and_a_model_that_predicts(void **state)
     th_resp_free(&r);
 
     /* The team's leaderboard for the data set has the same best model. */
-    snprintf(path, sizeof path, "/v1/leaderboards?dataset_id=%s", dataset);
-    assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
+    snprintf(path, sizeof path, "/v1/leaderboards?dataset_id=%s", th_jobs.dataset);
+    assert_int_equal(th_http(&th_jobs.srv, "GET", path, th_jobs.srv.key, NULL, NULL, 0, &r), 0);
     assert_non_null(strstr(r.body, model));
     th_resp_free(&r);
 
     /* Download the model; podium-predict and the endpoint agree. */
     snprintf(path, sizeof path, "/v1/models/%s/artifact", model);
-    assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
+    assert_int_equal(th_http(&th_jobs.srv, "GET", path, th_jobs.srv.key, NULL, NULL, 0, &r), 0);
     assert_int_equal(r.status, 200);
     const char *tmp = getenv("PODIUM_TEST_TMP") ? getenv("PODIUM_TEST_TMP") : "/tmp";
     char file[600], out[700], cmd[2000];
@@ -142,13 +82,7 @@ static void a_job_yields_a_leaderboard_and_a_model_that_predicts(void **state)
              getenv("PODIUM_BIN_DIR") ? getenv("PODIUM_BIN_DIR") : "bin", file, out);
     assert_int_equal(system(cmd), 0);
 
-    size_t len;
-    char *csv = th_read_file("tests/data/tabular/iris.csv", &len);
-    snprintf(path, sizeof path, "/v1/models/%s/predict", model);
-    char auth[200];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", srv.key);
-    const char *h[] = {auth, "Content-Type: text/csv", "Accept: text/csv", NULL};
-    assert_int_equal(th_http_headers(&srv, "POST", path, h, csv, len, &r), 0);
+    assert_int_equal(th_predict_csv(&th_jobs.srv, model, "tests/data/tabular/iris.csv", &r), 0);
     assert_int_equal(r.status, 200);
     size_t plen;
     char *cli = th_read_file(out, &plen);
@@ -169,7 +103,6 @@ static void a_job_yields_a_leaderboard_and_a_model_that_predicts(void **state)
     }
     assert_int_equal(rows, 151); /* header + 150 */
     free(cli);
-    free(csv);
     th_resp_free(&r);
 }
 
@@ -178,25 +111,22 @@ static void a_running_job_cancels_promptly(void **state)
     char body[512];
     snprintf(body, sizeof body,
              "{\"dataset_id\": \"%s\", \"models\": [\"mlp\", \"rf\"],"
-             " \"budget\": {\"max_trials\": 200, \"max_seconds\": 300}, \"parallelism\": 2}", dataset);
+             " \"budget\": {\"max_trials\": 200, \"max_seconds\": 300}, \"parallelism\": 2}", th_jobs.dataset);
     struct th_resp r;
-    assert_int_equal(th_http(&srv, "POST", "/v1/jobs", srv.key, NULL, body, strlen(body), &r), 0);
-    assert_int_equal(r.status, 202);
     char job[64], path[200];
-    snprintf(job, sizeof job, "%s", th_json_str(&r, "id"));
-    th_resp_free(&r);
-    assert_string_equal(wait_job(job, "running", 30), "running");
+    snprintf(job, sizeof job, "%s", th_post_job(&th_jobs.srv, body));
+    assert_string_equal(th_wait_job(&th_jobs.srv, job, "running", 30), "running");
     snprintf(path, sizeof path, "/v1/jobs/%s/cancel", job);
-    double t0 = now_s();
-    assert_int_equal(th_http(&srv, "POST", path, srv.key, NULL, NULL, 0, &r), 0);
+    double t0 = th_now_s();
+    assert_int_equal(th_http(&th_jobs.srv, "POST", path, th_jobs.srv.key, NULL, NULL, 0, &r), 0);
     assert_int_equal(r.status, 202);
     th_resp_free(&r);
-    assert_string_equal(wait_job(job, "cancelled", 10), "cancelled");
-    double took = now_s() - t0;
+    assert_string_equal(th_wait_job(&th_jobs.srv, job, "cancelled", 10), "cancelled");
+    double took = th_now_s() - t0;
     fprintf(stderr, "cancelled in %.2f s\n", took);
     assert_true(took < 3.0);
     snprintf(path, sizeof path, "/v1/jobs/%s", job);
-    assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
+    assert_int_equal(th_http(&th_jobs.srv, "GET", path, th_jobs.srv.key, NULL, NULL, 0, &r), 0);
     cJSON *j = th_json(&r);
     assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "progress"), "running")), 0);
     cJSON_Delete(j);
@@ -209,5 +139,5 @@ int main(void)
         cmocka_unit_test(a_job_yields_a_leaderboard_and_a_model_that_predicts),
         cmocka_unit_test(a_running_job_cancels_promptly),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, th_jobs_setup, th_jobs_teardown);
 }

@@ -4,8 +4,6 @@
  * then bin/podium-predict with the ensemble model; a regression ensemble;
  * and the errors (members on different cv splits or data sets, a bad
  * spec). Needs no database. */
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,80 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-static char bin_dir[1024];
+#include "tests/support/harness.h"
+
 static char tmp[1024];
-
-/* Run prog with args, stdin from in_path (or /dev/null), stdout and
- * stderr to files. Returns the exit code, or 128 + signal. */
-static int run(const char *prog, const char *arg1, const char *arg2, const char *in_path,
-               const char *out_path, const char *err_path)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", bin_dir, prog);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
-        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int er = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in < 0 || out < 0 || er < 0) _exit(120);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(er, 2);
-        execl(path, path, arg1, arg2, (char *)NULL);
-        _exit(121);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-/* The last JSON line of a file, parsed; every line must be JSON. */
-static cJSON *last_event(const char *path)
-{
-    char *s = slurp(path);
-    assert_non_null(s);
-    cJSON *last = NULL;
-    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
-        cJSON *j = cJSON_Parse(line);
-        if (j == NULL) fail_msg("stdout line is not JSON: %.200s", line);
-        assert_non_null(cJSON_GetObjectItem(j, "event"));
-        cJSON_Delete(last);
-        last = j;
-    }
-    free(s);
-    assert_non_null(last);
-    return last;
-}
-
 
 /* Train one member: NAME.pdm (+ .oof.csv) under tmp; returns its score. */
 static double train_member(const char *name, const char *data, const char *target,
@@ -100,12 +31,12 @@ static double train_member(const char *name, const char *data, const char *targe
              "\"cv\":{\"folds\":5,\"seed\":%d},\"artifact\":\"%s/%s.pdm\"}",
              data, target, family, params, seed, tmp, name);
     snprintf(spec_path, sizeof spec_path, "%s/%s.json", tmp, name);
-    write_text(spec_path, spec);
+    th_write_file(spec_path, spec);
     snprintf(out, sizeof out, "%s/%s.out", tmp, name);
     snprintf(err, sizeof err, "%s/%s.err", tmp, name);
-    int rc = run("podium-train", spec_path, NULL, NULL, out, err);
+    int rc = th_run("podium-train", spec_path, NULL, NULL, out, err);
     if (rc != 0) fail_msg("podium-train %s: exit %d", name, rc);
-    cJSON *last = last_event(out);
+    cJSON *last = th_last_event(out);
     double score = cJSON_GetObjectItem(last, "score")->valuedouble;
     cJSON_Delete(last);
     return score;
@@ -124,17 +55,17 @@ static int build(const char *name, const char *const *members, int n, const char
     snprintf(spec + at, sizeof spec - (size_t)at, "],\"rounds\":50},\"artifact\":\"%s/%s.pdm\"%s}", tmp, name,
              extra ? extra : "");
     snprintf(spec_path, sizeof spec_path, "%s/%s.json", tmp, name);
-    write_text(spec_path, spec);
+    th_write_file(spec_path, spec);
     snprintf(out, sizeof out, "%s/%s.out", tmp, name);
     snprintf(err, sizeof err, "%s/%s.err", tmp, name);
-    int rc = run("podium-train", spec_path, NULL, NULL, out, err);
-    *last = last_event(out);
+    int rc = th_run("podium-train", spec_path, NULL, NULL, out, err);
+    *last = th_last_event(out);
     return rc;
 }
 
 static size_t count_lines(const char *path)
 {
-    char *s = slurp(path);
+    char *s = th_read_file(path, NULL);
     assert_non_null(s);
     size_t n = 0;
     for (char *p = s; *p; p++) n += *p == '\n';
@@ -187,9 +118,9 @@ static void iris_three_members(void **state)
     /* podium-predict with the ensemble */
     snprintf(out, sizeof out, "%s/e_pred.csv", tmp);
     snprintf(err, sizeof err, "%s/e_pred.err", tmp);
-    rc = run("podium-predict", art, data, NULL, out, err);
-    if (rc != 0) fail_msg("podium-predict exit %d: %s", rc, slurp(err));
-    char *pred = slurp(out);
+    rc = th_run("podium-predict", art, data, NULL, out, err);
+    if (rc != 0) fail_msg("podium-predict exit %d: %s", rc, th_read_file(err, NULL));
+    char *pred = th_read_file(out, NULL);
     assert_non_null(pred);
     assert_true(strncmp(pred, "prediction,proba_setosa,proba_versicolor,proba_virginica\n", 57) == 0);
     size_t correct = 0, rows = 0;
@@ -252,14 +183,13 @@ static void regression_two_members(void **state)
     snprintf(art, sizeof art, "%s/r_ens.pdm", tmp);
     snprintf(out, sizeof out, "%s/r_pred.csv", tmp);
     snprintf(err, sizeof err, "%s/r_pred.err", tmp);
-    assert_int_equal(run("podium-predict", art, data, NULL, out, err), 0);
+    assert_int_equal(th_run("podium-predict", art, data, NULL, out, err), 0);
     assert_int_equal(count_lines(out), 443);
 }
 
 int main(void)
 {
-    const char *b = getenv("PODIUM_BIN_DIR"), *t = getenv("PODIUM_TEST_TMP");
-    snprintf(bin_dir, sizeof bin_dir, "%s", b && *b ? b : "bin");
+    const char *t = getenv("PODIUM_TEST_TMP");
     snprintf(tmp, sizeof tmp, "%s", t && *t ? t : "/tmp");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(iris_three_members),

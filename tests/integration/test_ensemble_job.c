@@ -18,79 +18,12 @@
 
 #include "tests/support/harness.h"
 
-static struct th_db db;
-static struct th_server srv;
-static struct th_scheduler sched;
-static char dataset[64];
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int setup(void **state)
-{
-    if (th_db_create(&db) < 0 || th_server_start(&srv, &db, NULL) < 0) return -1;
-    const char *extra[] = {"--slots=2", NULL};
-    if (th_scheduler_start(&sched, &db, extra) < 0) return -1;
-    size_t len;
-    char *csv = th_read_file("tests/data/tabular/iris.csv", &len);
-    struct th_resp r;
-    if (csv == NULL || th_http(&srv, "POST", "/v1/datasets?name=iris", srv.key, "text/csv", csv, len, &r) < 0 ||
-        r.status != 201) return -1;
-    snprintf(dataset, sizeof dataset, "%s", th_json_str(&r, "id"));
-    th_resp_free(&r);
-    free(csv);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    int a = th_scheduler_stop(&sched);
-    int b = th_server_stop(&srv);
-    th_db_drop(&db);
-    return a == 0 && b == 0 ? 0 : -1;
-}
-
-static char *wait_job(const char *id, const char *want, double timeout_s)
-{
-    char path[160];
-    snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    static char state[32];
-    double t0 = now_s();
-    while (now_s() - t0 < timeout_s) {
-        struct th_resp r;
-        assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
-        assert_int_equal(r.status, 200);
-        snprintf(state, sizeof state, "%s", th_json_str(&r, "state"));
-        th_resp_free(&r);
-        if (strcmp(state, want) == 0 || strcmp(state, "succeeded") == 0 ||
-            strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)
-            return state;
-        usleep(100 * 1000);
-    }
-    return state;
-}
-
-static char *post_job(const char *body)
-{
-    static char job[64];
-    struct th_resp r;
-    assert_int_equal(th_http(&srv, "POST", "/v1/jobs", srv.key, NULL, body, strlen(body), &r), 0);
-    assert_int_equal(r.status, 202);
-    snprintf(job, sizeof job, "%s", th_json_str(&r, "id"));
-    th_resp_free(&r);
-    return job;
-}
-
 static cJSON *get_trials(const char *job)
 {
     char path[200];
     struct th_resp r;
     snprintf(path, sizeof path, "/v1/jobs/%s/trials", job);
-    assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
+    assert_int_equal(th_http(&th_jobs.srv, "GET", path, th_jobs.srv.key, NULL, NULL, 0, &r), 0);
     assert_int_equal(r.status, 200);
     cJSON *j = th_json(&r);
     th_resp_free(&r);
@@ -105,11 +38,11 @@ static void a_job_ends_with_an_ensemble_that_predicts(void **state)
              "{\"dataset_id\": \"%s\", \"metric\": \"logloss\","
              " \"models\": [\"linear\", \"knn\", \"nb\", \"rf\"],"
              " \"budget\": {\"max_trials\": 5, \"max_seconds\": 120, \"trial_timeout_seconds\": 60},"
-             " \"parallelism\": 2, \"seed\": 5}", dataset);
+             " \"parallelism\": 2, \"seed\": 5}", th_jobs.dataset);
     char job[64];
-    snprintf(job, sizeof job, "%s", post_job(body));
-    const char *final = wait_job(job, "succeeded", 120);
-    if (strcmp(final, "succeeded") != 0) fprintf(stderr, "job ended %s; see %s\n", final, sched.log_path);
+    snprintf(job, sizeof job, "%s", th_post_job(&th_jobs.srv, body));
+    const char *final = th_wait_job(&th_jobs.srv, job, "succeeded", 120);
+    if (strcmp(final, "succeeded") != 0) fprintf(stderr, "job ended %s; see %s\n", final, th_jobs.sched.log_path);
     assert_string_equal(final, "succeeded");
 
     /* five trials, then the ensemble as seq 6 */
@@ -132,7 +65,7 @@ static void a_job_ends_with_an_ensemble_that_predicts(void **state)
     assert_int_equal(n_ens, 1);
     if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(ens, "state")), "succeeded") != 0) {
         char *txt = cJSON_PrintUnformatted(ens);
-        fail_msg("ensemble trial did not succeed: %s (log %s)", txt, sched.log_path);
+        fail_msg("ensemble trial did not succeed: %s (log %s)", txt, th_jobs.sched.log_path);
     }
     assert_int_equal((int)cJSON_GetNumberValue(cJSON_GetObjectItem(ens, "seq")), 6);
     const cJSON *params = cJSON_GetObjectItem(ens, "params");
@@ -150,7 +83,7 @@ static void a_job_ends_with_an_ensemble_that_predicts(void **state)
     char path[200];
     struct th_resp r;
     snprintf(path, sizeof path, "/v1/jobs/%s/leaderboard", job);
-    assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
+    assert_int_equal(th_http(&th_jobs.srv, "GET", path, th_jobs.srv.key, NULL, NULL, 0, &r), 0);
     assert_int_equal(r.status, 200);
     cJSON *lb = th_json(&r);
     th_resp_free(&r);
@@ -165,13 +98,7 @@ static void a_job_ends_with_an_ensemble_that_predicts(void **state)
     cJSON_Delete(lb);
 
     /* it predicts through the endpoint */
-    size_t len;
-    char *csv = th_read_file("tests/data/tabular/iris.csv", &len);
-    snprintf(path, sizeof path, "/v1/models/%s/predict", model);
-    char auth[200];
-    snprintf(auth, sizeof auth, "Authorization: Bearer %s", srv.key);
-    const char *h[] = {auth, "Content-Type: text/csv", "Accept: text/csv", NULL};
-    assert_int_equal(th_http_headers(&srv, "POST", path, h, csv, len, &r), 0);
+    assert_int_equal(th_predict_csv(&th_jobs.srv, model, "tests/data/tabular/iris.csv", &r), 0);
     if (r.status != 200) fail_msg("predict: %d %s", r.status, r.body);
     int rows = 0, correct = 0;
     char *b = r.body;
@@ -184,11 +111,10 @@ static void a_job_ends_with_an_ensemble_that_predicts(void **state)
     assert_int_equal(rows, 150);
     assert_true(correct >= 140);
     th_resp_free(&r);
-    free(csv);
 
     /* the artifact downloads, and it is an ensemble model file */
     snprintf(path, sizeof path, "/v1/models/%s/artifact", model);
-    assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
+    assert_int_equal(th_http(&th_jobs.srv, "GET", path, th_jobs.srv.key, NULL, NULL, 0, &r), 0);
     assert_int_equal(r.status, 200);
     assert_true(r.body_len > 24 && memcmp(r.body, "PDMODEL", 8) == 0);
     assert_non_null(memmem(r.body, r.body_len, "\"family\":\"ensemble\"", 19));
@@ -200,13 +126,13 @@ static void a_cancelled_job_gets_no_ensemble(void **state)
     char body[512];
     snprintf(body, sizeof body,
              "{\"dataset_id\": \"%s\", \"models\": [\"knn\", \"mlp\"],"
-             " \"budget\": {\"max_trials\": 200, \"max_seconds\": 300}, \"parallelism\": 2}", dataset);
+             " \"budget\": {\"max_trials\": 200, \"max_seconds\": 300}, \"parallelism\": 2}", th_jobs.dataset);
     char job[64], path[200];
-    snprintf(job, sizeof job, "%s", post_job(body));
+    snprintf(job, sizeof job, "%s", th_post_job(&th_jobs.srv, body));
     /* let a few trials succeed first */
-    double t0 = now_s();
+    double t0 = th_now_s();
     int succeeded = 0;
-    while (now_s() - t0 < 30 && succeeded < 2) {
+    while (th_now_s() - t0 < 30 && succeeded < 2) {
         cJSON *trials = get_trials(job);
         succeeded = 0;
         const cJSON *t;
@@ -218,10 +144,10 @@ static void a_cancelled_job_gets_no_ensemble(void **state)
     assert_true(succeeded >= 2);
     struct th_resp r;
     snprintf(path, sizeof path, "/v1/jobs/%s/cancel", job);
-    assert_int_equal(th_http(&srv, "POST", path, srv.key, NULL, NULL, 0, &r), 0);
+    assert_int_equal(th_http(&th_jobs.srv, "POST", path, th_jobs.srv.key, NULL, NULL, 0, &r), 0);
     assert_int_equal(r.status, 202);
     th_resp_free(&r);
-    assert_string_equal(wait_job(job, "cancelled", 10), "cancelled");
+    assert_string_equal(th_wait_job(&th_jobs.srv, job, "cancelled", 10), "cancelled");
     sleep(1);
     cJSON *trials = get_trials(job);
     const cJSON *t;
@@ -236,5 +162,5 @@ int main(void)
         cmocka_unit_test(a_job_ends_with_an_ensemble_that_predicts),
         cmocka_unit_test(a_cancelled_job_gets_no_ensemble),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, th_jobs_setup, th_jobs_teardown);
 }

@@ -24,80 +24,10 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
+#include "tests/support/harness.h"
+
 static char bin_dir[1024];
 static char tmp[1024];
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Run prog with args, stdin from in_path (or /dev/null), stdout and
- * stderr to files. Returns the exit code, or 128 + signal. */
-static int run(const char *prog, const char *arg1, const char *arg2, const char *in_path,
-               const char *out_path, const char *err_path)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", bin_dir, prog);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
-        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int er = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in < 0 || out < 0 || er < 0) _exit(120);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(er, 2);
-        execl(path, path, arg1, arg2, (char *)NULL);
-        _exit(121);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    size_t got = fread(s, 1, (size_t)n, f);
-    s[got] = 0;
-    fclose(f);
-    return s;
-}
-
-static void write_text(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
-/* The last JSON line of a file, parsed; every line must be JSON. */
-static cJSON *last_event(const char *path)
-{
-    char *s = slurp(path);
-    assert_non_null(s);
-    cJSON *last = NULL;
-    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
-        cJSON *j = cJSON_Parse(line);
-        if (j == NULL) fail_msg("stdout line is not JSON: %.200s", line);
-        assert_non_null(cJSON_GetObjectItem(j, "event"));
-        cJSON_Delete(last);
-        last = j;
-    }
-    free(s);
-    assert_non_null(last);
-    return last;
-}
 
 struct trained {
     int rc;
@@ -117,11 +47,11 @@ static void train(const char *name, const char *data, const char *target, const 
              "\"cv\":{\"folds\":5,\"seed\":0},\"threads\":2,\"artifact\":\"%s\"%s}",
              data, target, family, params ? params : "{}", t->artifact, extra ? extra : "");
     snprintf(spec_path, sizeof spec_path, "%s/%s.json", tmp, name);
-    write_text(spec_path, spec);
+    th_write_file(spec_path, spec);
     snprintf(t->out, sizeof t->out, "%s/%s.out", tmp, name);
     snprintf(t->err, sizeof t->err, "%s/%s.err", tmp, name);
-    t->rc = run("podium-train", spec_path, NULL, NULL, t->out, t->err);
-    t->last = last_event(t->out);
+    t->rc = th_run("podium-train", spec_path, NULL, NULL, t->out, t->err);
+    t->last = th_last_event(t->out);
 }
 
 static double mean_of(const cJSON *result, const char *metric)
@@ -134,7 +64,7 @@ static double mean_of(const cJSON *result, const char *metric)
 static void expect_result(struct trained *t, const char *metric, double floor_)
 {
     if (t->rc != 0) {
-        char *e = slurp(t->err);
+        char *e = th_read_file(t->err, NULL);
         char *o = cJSON_PrintUnformatted(t->last);
         fail_msg("podium-train exit %d: %s\n%s", t->rc, o, e ? e : "");
     }
@@ -206,13 +136,13 @@ static void identifier_column_dropped(void **state)
     /* predicting needs no Id column */
     char rows[1200], out[1200], err[1200];
     snprintf(rows, sizeof rows, "%s/bc_rows.csv", tmp);
-    write_text(rows, "Cl.thickness,Cell.size,Cell.shape,Marg.adhesion,Epith.c.size,Bare.nuclei,"
+    th_write_file(rows, "Cl.thickness,Cell.size,Cell.shape,Marg.adhesion,Epith.c.size,Bare.nuclei,"
                      "Bl.cromatin,Normal.nucleoli,Mitoses\n5,1,1,1,2,1,3,1,1\n8,10,10,8,7,10,9,7,1\n"
                      "5,1,1,1,2,,3,1,1\n");
     snprintf(out, sizeof out, "%s/bc_pred.csv", tmp);
     snprintf(err, sizeof err, "%s/bc_pred.err", tmp);
-    assert_int_equal(run("podium-predict", t.artifact, NULL, rows, out, err), 0);
-    char *p = slurp(out);
+    assert_int_equal(th_run("podium-predict", t.artifact, NULL, rows, out, err), 0);
+    char *p = th_read_file(out, NULL);
     assert_non_null(p);
     assert_true(strncmp(p, "prediction,proba_benign,proba_malignant\nbenign,", 47) == 0);
     assert_non_null(strstr(p, "\nmalignant,"));
@@ -232,8 +162,8 @@ static void regression_runs(void **state)
     char out[1200], err[1200];
     snprintf(out, sizeof out, "%s/diab_pred.csv", tmp);
     snprintf(err, sizeof err, "%s/diab_pred.err", tmp);
-    assert_int_equal(run("podium-predict", t.artifact, "tests/data/tabular/diabetes.csv", NULL, out, err), 0);
-    char *p = slurp(out);
+    assert_int_equal(th_run("podium-predict", t.artifact, "tests/data/tabular/diabetes.csv", NULL, out, err), 0);
+    char *p = th_read_file(out, NULL);
     int lines = 0;
     for (char *c = p; *c; c++) lines += *c == '\n';
     assert_int_equal(lines, 443);
@@ -254,13 +184,13 @@ static void spec_on_stdin_and_reproducible(void **state)
              "\"model\":{\"family\":\"gbm\",\"params\":{\"n_estimators\":40}},"
              "\"cv\":{\"holdout\":0.25,\"seed\":4},\"threads\":2,\"metric\":\"roc_auc\"}");
     snprintf(sp, sizeof sp, "%s/stdin.json", tmp);
-    write_text(sp, spec);
+    th_write_file(sp, spec);
     snprintf(err, sizeof err, "%s/stdin.err", tmp);
     char *m[2];
     for (int k = 0; k < 2; k++) {
         snprintf(out[k], sizeof out[k], "%s/stdin%d.out", tmp, k);
-        assert_int_equal(run("podium-train", NULL, NULL, sp, out[k], err), 0);
-        cJSON *r = last_event(out[k]);
+        assert_int_equal(th_run("podium-train", NULL, NULL, sp, out[k], err), 0);
+        cJSON *r = th_last_event(out[k]);
         assert_string_equal(cJSON_GetObjectItem(r, "event")->valuestring, "result");
         assert_true(cJSON_GetObjectItem(r, "score")->valuedouble > 0.95);
         m[k] = cJSON_PrintUnformatted(cJSON_GetObjectItem(r, "metrics"));
@@ -304,9 +234,9 @@ static void column_order_does_not_matter(void **state)
     snprintf(out1, sizeof out1, "%s/votes_p1.csv", tmp);
     snprintf(out2, sizeof out2, "%s/votes_p2.csv", tmp);
     snprintf(err, sizeof err, "%s/votes_p.err", tmp);
-    assert_int_equal(run("podium-predict", t.artifact, NULL, "tests/data/tabular/HouseVotes84.csv", out1, err), 0);
-    assert_int_equal(run("podium-predict", t.artifact, rows, NULL, out2, err), 0);
-    char *a = slurp(out1), *b = slurp(out2);
+    assert_int_equal(th_run("podium-predict", t.artifact, NULL, "tests/data/tabular/HouseVotes84.csv", out1, err), 0);
+    assert_int_equal(th_run("podium-predict", t.artifact, rows, NULL, out2, err), 0);
+    char *a = th_read_file(out1, NULL), *b = th_read_file(out2, NULL);
     /* identical but for row 5 (data row 4), whose V3 is unseen */
     char *la = a, *lb = b;
     for (int k = 0; k < 436; k++) {
@@ -323,9 +253,9 @@ static void column_order_does_not_matter(void **state)
     free(a);
     free(b);
     /* a missing training column is named */
-    write_text(rows, "V1,V2\ny,n\n");
-    assert_int_equal(run("podium-predict", t.artifact, rows, NULL, out2, err), 2);
-    char *e = slurp(err);
+    th_write_file(rows, "V1,V2\ny,n\n");
+    assert_int_equal(th_run("podium-predict", t.artifact, rows, NULL, out2, err), 2);
+    char *e = th_read_file(err, NULL);
     assert_non_null(strstr(e, "'V3'"));
     free(e);
     trained_free(&t);
@@ -336,7 +266,7 @@ static void damaged_model_files(void **state)
     struct trained t;
     train("iris_damage", "tests/data/tabular/iris.csv", "species", "knn", NULL, NULL, &t);
     expect_result(&t, "accuracy", 0.9);
-    char *model = slurp(t.artifact);
+    char *model = th_read_file(t.artifact, NULL);
     struct stat st;
     stat(t.artifact, &st);
     char bad[1200], out[1200], err[1200];
@@ -348,19 +278,19 @@ static void damaged_model_files(void **state)
         FILE *f = fopen(bad, "wb");
         fwrite(model, 1, cuts[i], f);
         fclose(f);
-        int rc = run("podium-predict", bad, "tests/data/tabular/iris.csv", NULL, out, err);
+        int rc = th_run("podium-predict", bad, "tests/data/tabular/iris.csv", NULL, out, err);
         if (rc != 2) fail_msg("a model cut at %zu: exit %d", cuts[i], rc);
-        char *e = slurp(err);
+        char *e = th_read_file(err, NULL);
         assert_non_null(strstr(e, "not a valid Podium model file"));
         free(e);
     }
     free(model);
     /* a CSV passed as the model */
-    assert_int_equal(run("podium-predict", "tests/data/tabular/iris.csv", "tests/data/tabular/iris.csv", NULL, out, err), 2);
-    char *e = slurp(err);
+    assert_int_equal(th_run("podium-predict", "tests/data/tabular/iris.csv", "tests/data/tabular/iris.csv", NULL, out, err), 2);
+    char *e = th_read_file(err, NULL);
     assert_non_null(strstr(e, "bad magic"));
     free(e);
-    assert_int_equal(run("podium-predict", "/nonexistent.pdm", NULL, NULL, out, err), 2);
+    assert_int_equal(th_run("podium-predict", "/nonexistent.pdm", NULL, NULL, out, err), 2);
     unlink(bad);
     trained_free(&t);
 }
@@ -387,7 +317,7 @@ static void bad_spec_and_data(void **state)
     /* a malformed CSV: the error carries the line */
     char csv[1200];
     snprintf(csv, sizeof csv, "%s/broken.csv", tmp);
-    write_text(csv, "a,b,y\n1,2,p\n3,4,q\n5,\"6\"x,p\n");
+    th_write_file(csv, "a,b,y\n1,2,p\n3,4,q\n5,\"6\"x,p\n");
     train("bad_csv", csv, "y", "linear", NULL, NULL, &t);
     assert_int_equal(t.rc, 2);
     assert_string_equal(cJSON_GetObjectItem(t.last, "kind")->valuestring, "bad_data");
@@ -399,12 +329,12 @@ static void bad_spec_and_data(void **state)
     snprintf(out, sizeof out, "%s/nojson.out", tmp);
     snprintf(err, sizeof err, "%s/nojson.err", tmp);
     snprintf(sp, sizeof sp, "%s/nojson.json", tmp);
-    write_text(sp, "{\"data\": ");
-    assert_int_equal(run("podium-train", sp, NULL, NULL, out, err), 2);
-    cJSON *ev = last_event(out);
+    th_write_file(sp, "{\"data\": ");
+    assert_int_equal(th_run("podium-train", sp, NULL, NULL, out, err), 2);
+    cJSON *ev = th_last_event(out);
     assert_string_equal(cJSON_GetObjectItem(ev, "kind")->valuestring, "bad_spec");
     cJSON_Delete(ev);
-    assert_int_equal(run("podium-train", "/nonexistent.json", NULL, NULL, out, err), 2);
+    assert_int_equal(th_run("podium-train", "/nonexistent.json", NULL, NULL, out, err), 2);
 }
 
 /* SIGTERM during a long fit: exit 4 within about a second, no artifact and
@@ -435,7 +365,7 @@ static void sigterm_stops_quickly(void **state)
         snprintf(spec, sizeof spec, "{\"data\":\"%s\",\"target\":\"y\",\"model\":%s,\"threads\":2,"
                  "\"artifact\":\"%s\"}", csv, models[m], art);
         snprintf(sp, sizeof sp, "%s/sigterm.json", tmp);
-        write_text(sp, spec);
+        th_write_file(sp, spec);
         int pipefd[2];
         assert_int_equal(pipe(pipefd), 0);
         char path[1200];
@@ -455,8 +385,8 @@ static void sigterm_stops_quickly(void **state)
         /* wait for the first iteration event of fold 0 */
         char buf[65536];
         size_t have = 0;
-        double t0 = now_s();
-        while (now_s() - t0 < 60) {
+        double t0 = th_now_s();
+        while (th_now_s() - t0 < 60) {
             struct pollfd pfd = {pipefd[0], POLLIN, 0};
             if (poll(&pfd, 1, 1000) <= 0) continue;
             ssize_t got = read(pipefd[0], buf + have, sizeof buf - 1 - have);
@@ -468,11 +398,11 @@ static void sigterm_stops_quickly(void **state)
         }
         assert_non_null(strstr(buf, "\"event\":\"iteration\""));
         usleep(200 * 1000);
-        double t1 = now_s();
+        double t1 = th_now_s();
         kill(pid, SIGTERM);
         int st = 0;
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-        double took = now_s() - t1;
+        double took = th_now_s() - t1;
         /* drain the rest of stdout: the last line is the cancelled event */
         ssize_t got;
         have = 0;

@@ -3,7 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <cmocka.h>
 #include <curl/curl.h>
 
 static const char *env_or(const char *name, const char *dflt)
@@ -384,9 +388,17 @@ char *th_read_file(const char *path, size_t *len)
     fclose(f);
     if (buf) {
         buf[n] = '\0';
-        *len = (size_t)n;
+        if (len) *len = (size_t)n;
     }
     return buf;
+}
+
+void th_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
 }
 
 void th_resp_free(struct th_resp *r)
@@ -424,4 +436,151 @@ int th_pg_ctl(const char *action)
     snprintf(line, sizeof line, "%s %s >/dev/null 2>&1", cmd, action);
     int rc = system(line);
     return rc == 0 ? 0 : -1;
+}
+
+double th_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* --- jobs through the API --------------------------------------------------- */
+
+int th_upload_csv(const struct th_server *s, const char *name, const char *path,
+                  char *id, size_t id_len)
+{
+    size_t len;
+    char *csv = th_read_file(path, &len);
+    if (csv == NULL) return -1;
+    char url[512];
+    snprintf(url, sizeof url, "/v1/datasets?name=%s", name);
+    struct th_resp r;
+    int rc = th_http(s, "POST", url, s->key, "text/csv", csv, len, &r) == 0 && r.status == 201 ? 0 : -1;
+    if (rc == 0) snprintf(id, id_len, "%s", th_json_str(&r, "id"));
+    th_resp_free(&r);
+    free(csv);
+    return rc;
+}
+
+int th_stack_start(struct th_stack *st, const char *const *sched_extra,
+                   const char *csv_name, const char *csv_path)
+{
+    if (th_db_create(&st->db) < 0 || th_server_start(&st->srv, &st->db, NULL) < 0) return -1;
+    if (th_scheduler_start(&st->sched, &st->db, sched_extra) < 0) return -1;
+    return th_upload_csv(&st->srv, csv_name, csv_path, st->dataset, sizeof st->dataset);
+}
+
+int th_stack_stop(struct th_stack *st)
+{
+    int a = th_scheduler_stop(&st->sched);
+    int b = th_server_stop(&st->srv);
+    th_db_drop(&st->db);
+    return a == 0 && b == 0 ? 0 : -1;
+}
+
+struct th_stack th_jobs;
+
+int th_jobs_setup(void **state)
+{
+    const char *extra[] = {"--slots=2", NULL};
+    return th_stack_start(&th_jobs, extra, "iris", "tests/data/tabular/iris.csv");
+}
+
+int th_jobs_teardown(void **state)
+{
+    return th_stack_stop(&th_jobs);
+}
+
+const char *th_post_job(const struct th_server *s, const char *body)
+{
+    static char job[64];
+    struct th_resp r;
+    assert_int_equal(th_http(s, "POST", "/v1/jobs", s->key, NULL, body, strlen(body), &r), 0);
+    assert_int_equal(r.status, 202);
+    snprintf(job, sizeof job, "%s", th_json_str(&r, "id"));
+    th_resp_free(&r);
+    return job;
+}
+
+int th_predict_csv(const struct th_server *s, const char *model_id, const char *csv_path,
+                   struct th_resp *out)
+{
+    size_t len;
+    char *csv = th_read_file(csv_path, &len);
+    if (csv == NULL) {
+        memset(out, 0, sizeof *out);
+        out->body = calloc(1, 1);
+        return -1;
+    }
+    char path[200], auth[256];
+    snprintf(path, sizeof path, "/v1/models/%s/predict", model_id);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", s->key);
+    const char *h[] = {auth, "Content-Type: text/csv", "Accept: text/csv", NULL};
+    int rc = th_http_headers(s, "POST", path, h, csv, len, out);
+    free(csv);
+    return rc;
+}
+
+const char *th_wait_job(const struct th_server *s, const char *id, const char *want,
+                        double timeout_s)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    static char state[32];
+    double t0 = th_now_s();
+    while (th_now_s() - t0 < timeout_s) {
+        struct th_resp r;
+        assert_int_equal(th_http(s, "GET", path, s->key, NULL, NULL, 0, &r), 0);
+        assert_int_equal(r.status, 200);
+        snprintf(state, sizeof state, "%s", th_json_str(&r, "state"));
+        th_resp_free(&r);
+        if (strcmp(state, want) == 0 || strcmp(state, "succeeded") == 0 ||
+            strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)
+            return state;
+        sleep_ms(100);
+    }
+    return state;
+}
+
+/* --- trainer binaries as child processes ------------------------------------ */
+
+int th_run(const char *prog, const char *arg1, const char *arg2, const char *in_path,
+           const char *out_path, const char *err_path)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", env_or("PODIUM_BIN_DIR", "bin"), prog);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
+        int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int er = open(err_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || out < 0 || er < 0) _exit(120);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(er, 2);
+        execl(path, path, arg1, arg2, (char *)NULL);
+        _exit(121);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+cJSON *th_last_event(const char *path)
+{
+    char *s = th_read_file(path, NULL);
+    assert_non_null(s);
+    cJSON *last = NULL;
+    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
+        cJSON *j = cJSON_Parse(line);
+        if (j == NULL) fail_msg("stdout line is not JSON: %.200s", line);
+        assert_non_null(cJSON_GetObjectItem(j, "event"));
+        cJSON_Delete(last);
+        last = j;
+    }
+    free(s);
+    assert_non_null(last);
+    return last;
 }
