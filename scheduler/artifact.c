@@ -81,9 +81,11 @@ int artifact_store(PGconn *db, const struct artifact_store *a, char *err, size_t
                        "RETURNING id",
                        14, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         db_error(db, err, errlen);
+        rc = state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0)
+                 ? ARTIFACT_EDATA : ARTIFACT_EDB;
         PQclear(res);
-        rc = ARTIFACT_EDB;
         goto rollback;
     }
     int rows = PQntuples(res);

@@ -13,7 +13,10 @@
 
 #include <libpq-fe.h>
 
-enum { ARTIFACT_STORED = 0, ARTIFACT_LEASE_LOST = 1, ARTIFACT_EDB = -1, ARTIFACT_EFILE = -2 };
+/* ARTIFACT_EDATA: the database refused the values themselves (a data or
+ * constraint error): retrying cannot help, the trial fails with the reason. */
+enum { ARTIFACT_STORED = 0, ARTIFACT_LEASE_LOST = 1, ARTIFACT_EDB = -1, ARTIFACT_EFILE = -2,
+       ARTIFACT_EDATA = -3 };
 
 struct artifact_store {
     const char *trial_id;

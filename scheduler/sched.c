@@ -269,6 +269,10 @@ static void store_work(uv_work_t *w)
     workdb_put(t->s->wdb, db, t->work_rc >= 0);
 }
 
+/* Attempts at storing a success before the trial fails instead (the wait
+ * grows to 8 s, so about two minutes). */
+#define STORE_MAX_TRIES 16
+
 static void store_after(uv_work_t *w, int status)
 {
     struct trial *t = w->data;
@@ -288,7 +292,34 @@ static void store_after(uv_work_t *w, int status)
     case ARTIFACT_EFILE:
         trial_finish(t, "failed", t->work_err, t->stderr_tail);
         return;
-    default: {
+    case ARTIFACT_EDB:
+        if (t->store_tries >= STORE_MAX_TRIES) {
+            /* A result that cannot be stored for minutes must not keep its
+             * trial "running": fail it (the write waits for the database
+             * like every other) and let the job go on. */
+            char why[600];
+            snprintf(why, sizeof why, "storing the result kept failing: %s", t->work_err);
+            log_msg(LOG_ERROR, "trial %s: %s", t->c->id, why);
+            trial_finish(t, "failed", why, t->stderr_tail);
+            return;
+        }
+        goto retry;
+    case ARTIFACT_EDATA: {
+        /* The values were refused: retrying would keep the trial "running"
+         * forever. It fails, with the reason, and the job goes on. */
+        char why[600];
+        snprintf(why, sizeof why, "storing the result failed: %s", t->work_err);
+        log_msg(LOG_ERROR, "trial %s: %s", t->c->id, why);
+        /* Whatever was refused must not be sent again with the failure. */
+        cJSON_Delete(t->progress);
+        t->progress = NULL;
+        cJSON_Delete(t->curve);
+        t->curve = cJSON_CreateArray();
+        trial_finish(t, "failed", why, t->stderr_tail);
+        return;
+    }
+    default:
+    retry: {
         unsigned delay = 500u << (t->store_tries < 4 ? t->store_tries : 4);
         t->store_tries++;
         log_msg(LOG_WARN, "trial %s: storing the result failed (%s); retrying in %u ms",
