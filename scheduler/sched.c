@@ -579,21 +579,29 @@ static void fetch_work(uv_work_t *w)
     workdb_put(t->s->wdb, db, t->work_rc == 0);
 }
 
-static void fetch_after(uv_work_t *w, int status)
+/* After off-loop work: 1 when the trial was lost, handed back or
+ * cancelled meanwhile (and has been dealt with), 0 to carry on. */
+static int work_interrupted(struct trial *t)
 {
-    struct trial *t = w->data;
     if (t->lease_lost) {
         trial_drop(t, 0);
-        return;
+        return 1;
     }
     if (t->s->stopping) {
         trial_release(t);
-        return;
+        return 1;
     }
     if (t->cancel) {
         trial_finish(t, "cancelled", "the job was cancelled", NULL);
-        return;
+        return 1;
     }
+    return 0;
+}
+
+static void fetch_after(uv_work_t *w, int status)
+{
+    struct trial *t = w->data;
+    if (work_interrupted(t)) return;
     if (status != 0 || t->work_rc != 0) {
         char why[700];
         snprintf(why, sizeof why, "could not copy the data set: %s",
@@ -629,18 +637,7 @@ static void members_work(uv_work_t *w)
 static void members_after(uv_work_t *w, int status)
 {
     struct trial *t = w->data;
-    if (t->lease_lost) {
-        trial_drop(t, 0);
-        return;
-    }
-    if (t->s->stopping) {
-        trial_release(t);
-        return;
-    }
-    if (t->cancel) {
-        trial_finish(t, "cancelled", "the job was cancelled", NULL);
-        return;
-    }
+    if (work_interrupted(t)) return;
     if (status != 0 || t->work_rc != 0) {
         char why[700];
         snprintf(why, sizeof why, "could not copy the ensemble's members: %s",

@@ -54,7 +54,7 @@ struct upload {
     /* The refusal, kept to be given at the end of the body when
      * libmicrohttpd cannot take a response in the middle of one. */
     unsigned status;
-    char slug[40], title[40], field[16], detail[512];
+    char slug[40], title[40], detail[512];
     uint64_t line, column, drained;
     int encoding_decided;
 };
@@ -87,7 +87,6 @@ static int refuse_at(struct upload *u, unsigned status, const char *slug, const 
     u->status = status;
     snprintf(u->slug, sizeof u->slug, "%s", slug);
     snprintf(u->title, sizeof u->title, "%s", title);
-    snprintf(u->field, sizeof u->field, "%s", field ? field : "");
     snprintf(u->detail, sizeof u->detail, "%s", detail);
     u->line = line;
     u->column = column;
