@@ -36,6 +36,7 @@ static const char SQL_TAKEOVER[] =
     "lease_expires_at = now() + $2::int * interval '1 second', "
     "attempts = t.attempts + 1, started_at = now(), progress = NULL, learning_curve = '[]' "
     "FROM (SELECT id FROM trials WHERE state = 'running' AND lease_expires_at < now() "
+    "      AND ($3::text[] IS NULL OR family = ANY($3::text[])) "
     "      ORDER BY lease_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED) c, " JOB_FROM " "
     "WHERE t.id = c.id AND j.id = t.job_id "
     "RETURNING t.id, t.seq, t.attempts, t.family, t.params::text, " JOB_COLS;
@@ -46,6 +47,7 @@ static const char SQL_LOCK_JOB[] =
     "j.dataset_id IS NULL "
     "FROM " JOB_FROM " "
     "WHERE j.state IN ('queued', 'running') AND NOT j.cancel_requested "
+    "AND ($1::text[] IS NULL OR j.models && $1::text[]) "
     "AND (j.started_at IS NULL OR now() < j.started_at + j.max_seconds * interval '1 second') "
     "AND (SELECT count(*) FROM trials t WHERE t.job_id = j.id AND t.state = 'running') "
     "    < j.parallelism "
@@ -210,6 +212,7 @@ struct claim {
     char lease_s[16];
     char team_id[40];
     char *fail_reason;     /* the job cannot go on: fail it */
+    char *only;            /* NULL, or the families that may be claimed ("{a,b}") */
 };
 
 static void extra_free(struct job_extra *x)
@@ -226,6 +229,7 @@ static void done(struct claim *c, struct claim_trial *t)
     extra_free(&c->x);
     c->cb(c->ctx, t);
     free(c->fail_reason);
+    free(c->only);
     free(c);
 }
 
@@ -384,7 +388,12 @@ static void on_locked(void *ctx, PGresult *res)
         return;
     }
     if (PQntuples(res) == 0) {
-        /* no job with room: maybe one that wants its ensemble */
+        /* no job with room: maybe one that wants its ensemble (a CPU
+         * trial: not when only GPU slots are free) */
+        if (c->only) {
+            abort_tx(c);
+            return;
+        }
         if (pgloop_query(c->pl, SQL_LOCK_ENSEMBLE, 0, NULL, PGQ_FRONT, on_ensemble_locked, c) < 0)
             abort_tx(c);
         return;
@@ -461,10 +470,18 @@ static void on_history(void *ctx, PGresult *res)
         snprintf(err, sizeof err, "out of memory");
         goto oom;
     }
+    int kept = 0;
     for (int i = 0; i < nm; i++) {
         const cJSON *m = cJSON_GetArrayItem(models, i);
-        names[i] = cJSON_IsString(m) ? m->valuestring : "";
+        const char *name = cJSON_IsString(m) ? m->valuestring : "";
+        /* only GPU slots free: propose among the job's GPU families */
+        if (c->only) {
+            const struct space_family *f = space_family_find(name);
+            if (f == NULL || !f->gpu) continue;
+        }
+        names[kept++] = name;
     }
+    nm = kept;
     /* the strategy sees its own trials only: an ensemble trial (a budget
      * raised after it ran) is no point of its search space */
     size_t nh = 0;
@@ -534,7 +551,8 @@ static void on_begun(void *ctx, PGresult *res)
         rollback(c, res, "begin");
         return;
     }
-    if (pgloop_query(c->pl, SQL_LOCK_JOB, 0, NULL, PGQ_FRONT, on_locked, c) < 0) abort_tx(c);
+    const char *v[] = {c->only};
+    if (pgloop_query(c->pl, SQL_LOCK_JOB, 1, v, PGQ_FRONT, on_locked, c) < 0) abort_tx(c);
 }
 
 static void on_takeover(void *ctx, PGresult *res)
@@ -577,7 +595,25 @@ static void on_takeover(void *ctx, PGresult *res)
     if (pgloop_query(c->pl, "BEGIN", 0, NULL, 0 | PGQ_FRONT, on_begun, c) < 0) done(c, NULL);
 }
 
-int claim_next(struct pgloop *pl, const struct claim_config *cfg, claim_cb cb, void *ctx)
+/* "{name,...}" of the families that can use a GPU ("{}" when none). */
+static char *gpu_family_array(void)
+{
+    size_t cap = 3, len = 0;
+    for (size_t i = 0; space_family_at(i); i++) cap += strlen(space_family_at(i)->name) + 1;
+    char *a = malloc(cap);
+    if (a == NULL) return NULL;
+    a[len++] = '{';
+    for (size_t i = 0; space_family_at(i); i++) {
+        const struct space_family *f = space_family_at(i);
+        if (!f->gpu) continue;
+        len += (size_t)snprintf(a + len, cap - len, "%s%s", len > 1 ? "," : "", f->name);
+    }
+    snprintf(a + len, cap - len, "}");
+    return a;
+}
+
+int claim_next(struct pgloop *pl, const struct claim_config *cfg, int gpu_only, claim_cb cb,
+               void *ctx)
 {
     struct claim *c = calloc(1, sizeof *c);
     if (c == NULL) return -1;
@@ -586,8 +622,13 @@ int claim_next(struct pgloop *pl, const struct claim_config *cfg, claim_cb cb, v
     c->cb = cb;
     c->ctx = ctx;
     snprintf(c->lease_s, sizeof c->lease_s, "%d", cfg->lease_seconds);
-    const char *v[] = {cfg->owner, c->lease_s};
-    if (pgloop_query(pl, SQL_TAKEOVER, 2, v, 0, on_takeover, c) < 0) {
+    if (gpu_only && (c->only = gpu_family_array()) == NULL) {
+        free(c);
+        return -1;
+    }
+    const char *v[] = {cfg->owner, c->lease_s, c->only};
+    if (pgloop_query(pl, SQL_TAKEOVER, 3, v, 0, on_takeover, c) < 0) {
+        free(c->only);
         free(c);
         return -1;
     }

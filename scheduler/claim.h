@@ -75,8 +75,12 @@ struct claim_config {
  * was nothing to claim (or the database failed). */
 typedef void (*claim_cb)(void *ctx, struct claim_trial *t);
 
-/* One claim: takeover first, else a proposal. 0, or -1 (out of memory). */
-int claim_next(struct pgloop *pl, const struct claim_config *c, claim_cb cb, void *ctx);
+/* One claim: takeover first, else a proposal. gpu_only: only GPU slots
+ * are free (slots.h), so only trials of families that can use a GPU
+ * (space.h) are taken over or proposed, among jobs that list one, and no
+ * ensemble trial. 0, or -1 (out of memory). */
+int claim_next(struct pgloop *pl, const struct claim_config *c, int gpu_only, claim_cb cb,
+               void *ctx);
 
 /* Complete the job (job_id) or every active job (NULL) that is done. */
 void claim_complete_jobs(struct pgloop *pl, const char *job_id);

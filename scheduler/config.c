@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "scheduler/slots.h"
 
 void config_usage(FILE *out)
 {
@@ -19,6 +20,9 @@ void config_usage(FILE *out)
             "as a podium-train child process. Any number of schedulers may share a database.\n\n"
             "  --database-url URL        PostgreSQL URL or conninfo [DATABASE_URL]\n"
             "  --slots N                 CPU slots, one trial each (default: number of cores)\n"
+            "  --gpus auto|none|LIST     GPU slots, one trial each: detected (CUDA_VISIBLE_DEVICES,\n"
+            "                            else the NVIDIA driver's list), none, or device ids\n"
+            "                            such as 0,1 (default auto) [PODIUM_GPUS]\n"
             "  --cache-dir DIR           data set cache and trial files\n"
             "                            (default $PODIUM_DATA_DIR/cache, else /tmp/podium-cache)\n"
             "  --trainer PATH            podium-train program (default: next to this binary)\n"
@@ -51,6 +55,8 @@ int config_parse(struct sched_config *c, int argc, char **argv, FILE *out, char 
     snprintf(c->database_url, sizeof c->database_url, "%s", env ? env : "");
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     c->slots = cores > 0 ? (int)cores : 1;
+    env = getenv("PODIUM_GPUS");
+    snprintf(c->gpus, sizeof c->gpus, "%s", env && *env ? env : "auto");
     env = getenv("PODIUM_DATA_DIR");
     if (env && *env) snprintf(c->cache_dir, sizeof c->cache_dir, "%s/cache", env);
     else snprintf(c->cache_dir, sizeof c->cache_dir, "/tmp/podium-cache");
@@ -79,6 +85,7 @@ int config_parse(struct sched_config *c, int argc, char **argv, FILE *out, char 
     static const struct option opts[] = {
         {"database-url", required_argument, NULL, 'd'},
         {"slots", required_argument, NULL, 's'},
+        {"gpus", required_argument, NULL, 'g'},
         {"cache-dir", required_argument, NULL, 'c'},
         {"trainer", required_argument, NULL, 't'},
         {"lease-seconds", required_argument, NULL, 'L'},
@@ -102,6 +109,7 @@ int config_parse(struct sched_config *c, int argc, char **argv, FILE *out, char 
             if (int_arg(optarg, 1, 4096, &v) < 0) goto bad;
             c->slots = (int)v;
             break;
+        case 'g': snprintf(c->gpus, sizeof c->gpus, "%s", optarg); break;
         case 'c': snprintf(c->cache_dir, sizeof c->cache_dir, "%s", optarg); break;
         case 't': snprintf(c->trainer, sizeof c->trainer, "%s", optarg); break;
         case 'L':
@@ -139,6 +147,8 @@ int config_parse(struct sched_config *c, int argc, char **argv, FILE *out, char 
         snprintf(err, errlen, "unexpected argument '%s'", argv[optind]);
         return CONFIG_EUSAGE;
     }
+    struct slots check;
+    if (slots_init(&check, c->slots, c->gpus, err, errlen) < 0) return CONFIG_EUSAGE;
     if (log_level_parse(c->log_level) < 0) {
         snprintf(err, errlen, "invalid log level '%s'", c->log_level);
         return CONFIG_EUSAGE;

@@ -2,7 +2,7 @@
  * config.h - podium-scheduler's command line and environment.
  *
  * config_parse fills a config from argv and the environment (DATABASE_URL,
- * PODIUM_DATA_DIR, PODIUM_LOG_LEVEL). Pure: no I/O besides reading the
+ * PODIUM_DATA_DIR, PODIUM_LOG_LEVEL, PODIUM_GPUS). Pure: no I/O besides reading the
  * environment, so tests can call it.
  */
 #ifndef PODIUM_SCHEDULER_CONFIG_H
@@ -13,6 +13,7 @@
 struct sched_config {
     char database_url[1024];
     int slots;                  /* CPU slots: one per trial */
+    char gpus[1024];            /* "auto", "none" or a device list (slots.h) */
     char cache_dir[1024];
     char trainer[1024];         /* the podium-train program */
     int lease_seconds;

@@ -20,6 +20,8 @@
 #include "scheduler/claim.h"
 #include "scheduler/pgloop.h"
 #include "scheduler/runner.h"
+#include "scheduler/slots.h"
+#include "scheduler/space.h"
 #include "scheduler/workdb.h"
 
 #define CURVE_MAX 200
@@ -33,6 +35,7 @@ struct trial {
     struct trial *next;
     struct sched *s;
     struct claim_trial *c;
+    struct slot slot;          /* the CPU or GPU slot it holds */
     enum phase phase;
     struct runner *runner;
     char data_path[1200];
@@ -67,6 +70,7 @@ struct sched {
     uv_timer_t tick, heartbeat, sweep;
     struct trial *trials;
     int n_trials;
+    struct slots slots;
     int claiming;
     int heartbeat_busy;
     unsigned heartbeat_gen;
@@ -96,6 +100,13 @@ static void member_path(const struct trial *t, int i, int oof, char *out, size_t
              oof ? ".oof.csv" : "");
 }
 
+/* The trial's family can train on a GPU (space.h). */
+static int wants_gpu(const struct trial *t)
+{
+    const struct space_family *f = t->c->family ? space_family_find(t->c->family) : NULL;
+    return f && f->gpu;
+}
+
 static void remove_files(struct trial *t)
 {
     if (t->artifact[0]) unlink(t->artifact);
@@ -119,6 +130,7 @@ static void trial_drop(struct trial *t, int complete_job)
             break;
         }
     s->n_trials--;
+    slots_put(&s->slots, &t->slot);
     remove_files(t);
     if (complete_job && !s->closed) claim_complete_jobs(s->pl, t->c->job_id);
     claim_trial_free(t->c);
@@ -480,6 +492,7 @@ static char *build_spec(struct trial *t)
     cv = NULL;
     cJSON_AddNumberToObject(spec, "threads", 1);
     cJSON_AddStringToObject(spec, "artifact", t->artifact);
+    if (wants_gpu(t)) cJSON_AddStringToObject(spec, "device", t->slot.gpu >= 0 ? "cuda" : "cpu");
     text = cJSON_PrintUnformatted(spec);
 out:
     cJSON_Delete(spec);
@@ -541,11 +554,13 @@ static void trial_spawn(struct trial *t)
     }
     /* PODIUM_TRIAL tells podium-train it runs under a scheduler: it then
      * stops (SIGTERM) if the scheduler dies, instead of running on. */
-    char mem[64];
-    const char *env[3] = {"PODIUM_TRIAL=1", NULL, NULL};
+    /* CUDA_VISIBLE_DEVICES: the one GPU of a GPU slot, none otherwise. */
+    char mem[64], gpu[64];
+    snprintf(gpu, sizeof gpu, "CUDA_VISIBLE_DEVICES=%s", slots_visible_devices(&s->slots, &t->slot));
+    const char *env[4] = {"PODIUM_TRIAL=1", gpu, NULL, NULL};
     if (s->cfg.memory_limit_mb > 0) {
         snprintf(mem, sizeof mem, "PODIUM_MEMORY_LIMIT_MB=%d", s->cfg.memory_limit_mb);
-        env[1] = mem;
+        env[2] = mem;
     }
     struct runner_callbacks cb = {on_event, on_child_exit, t};
     t->phase = T_RUN;
@@ -682,6 +697,14 @@ static void trial_start(struct sched *s, struct claim_trial *c)
     }
     t->s = s;
     t->c = c;
+    if (slots_take(&s->slots, wants_gpu(t), &t->slot) < 0) {
+        /* claimed what no free slot fits (cannot happen: kick asks by
+         * slots_claim_mask); the lease expires and it is taken over */
+        log_msg(LOG_ERROR, "trial %s: no free slot fits it; leaving it to its lease", c->id);
+        claim_trial_free(c);
+        free(t);
+        return;
+    }
     t->curve = cJSON_CreateArray();
     t->next = s->trials;
     s->trials = t;
@@ -725,9 +748,11 @@ static void on_claimed(void *ctx, struct claim_trial *c)
 
 static void kick(struct sched *s)
 {
-    if (s->stopping || s->closed || s->claiming || s->n_trials >= s->cfg.slots) return;
-    if (!pgloop_connected(s->pl)) return;
-    if (claim_next(s->pl, &s->claim_cfg, on_claimed, s) == 0) s->claiming = 1;
+    if (s->stopping || s->closed || s->claiming) return;
+    unsigned free_slots = slots_claim_mask(&s->slots);
+    if (free_slots == 0 || !pgloop_connected(s->pl)) return;
+    int gpu_only = !(free_slots & SLOTS_CPU);
+    if (claim_next(s->pl, &s->claim_cfg, gpu_only, on_claimed, s) == 0) s->claiming = 1;
 }
 
 /* --- cancellation, heartbeat, sweep ------------------------------------------------------ */
@@ -919,6 +944,10 @@ struct sched *sched_new(uv_loop_t *loop, const struct sched_config *cfg, char *e
     }
     s->loop = loop;
     s->cfg = *cfg;
+    if (slots_init(&s->slots, cfg->slots, cfg->gpus, err, errlen) < 0) {
+        free(s);
+        return NULL;
+    }
     snprintf(s->trial_dir, sizeof s->trial_dir, "%s/trials", cfg->cache_dir);
     if (cache_mkdirs(s->trial_dir, err, errlen) < 0) {
         free(s);
@@ -945,8 +974,13 @@ struct sched *sched_new(uv_loop_t *loop, const struct sched_config *cfg, char *e
     uv_timer_start(&s->heartbeat, on_heartbeat, hb, hb);
     uint64_t sw = (uint64_t)(cfg->sweep_seconds * 1000);
     uv_timer_start(&s->sweep, on_sweep, sw, sw);
-    log_msg(LOG_INFO, "scheduler %s: %d slot(s), cache %s, trainer %s", cfg->id, cfg->slots,
-            cfg->cache_dir, cfg->trainer);
+    char gpus[SLOTS_MAX_GPUS * 17 + 8] = "";
+    size_t gl = 0;
+    for (int i = 0; i < s->slots.n_gpu; i++)
+        gl += (size_t)snprintf(gpus + gl, sizeof gpus - gl, "%s%s", i ? "," : " (", s->slots.gpu_ids[i]);
+    if (gl) snprintf(gpus + gl, sizeof gpus - gl, ")");
+    log_msg(LOG_INFO, "scheduler %s: %d CPU slot(s), %d GPU slot(s)%s, cache %s, trainer %s",
+            cfg->id, cfg->slots, s->slots.n_gpu, gpus, cfg->cache_dir, cfg->trainer);
     return s;
 }
 

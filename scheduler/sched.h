@@ -26,10 +26,10 @@
  * back (lease_expires_at = now(), so any scheduler resumes them at once,
  * attempts + 1), wait for uploads in progress, then close (at most ~10 s).
  *
- * TODO(gpu): GPU slots. A trial whose family declares it wants a GPU would
- * take one of a second pool (--gpu-slots, CUDA_VISIBLE_DEVICES per child)
- * instead of a CPU slot; claim.c would then ask only for families that fit
- * the free slots.
+ * Slots (slots.h): a trial holds a CPU slot, or a GPU slot when its family
+ * can use a GPU and one is free; its child sees only that GPU
+ * (CUDA_VISIBLE_DEVICES) and its spec says "device": "cuda" or "cpu". With
+ * only GPU slots free, claim asks for GPU families only.
  *
  * Loop thread only (the thread pool runs cache.h and artifact.h work).
  */

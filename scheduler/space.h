@@ -50,6 +50,9 @@ struct space_family {
      * NULL for a family with none (it always trains at full fidelity). */
     const char *fidelity;
     double fidelity_min;
+    /* 1: the family can train on a GPU; its trials take a GPU slot when
+     * one is free (slots.h) and run on the CPU otherwise. */
+    int gpu;
 };
 
 /* A small deterministic generator (splitmix64). */
