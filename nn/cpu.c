@@ -1,0 +1,714 @@
+/*
+ * cpu.c - the CPU backend's table (see nn/backend.h): memory is host
+ * memory (64-byte aligned), the element-wise, pooling, batch-norm,
+ * softmax and loss kernels are plain C loops here, and convolution and
+ * linear layers are SGEMM calls in cpu_conv.c.
+ *
+ * Called from one thread at a time. With threads > 1 the backend keeps
+ * threads - 1 workers of its own (cpu_parallel) that split the big loops
+ * (ReLU, batch norm and pools by channel or plane, im2col/col2im by
+ * image, depthwise convolution by channel), and OpenBLAS uses as many
+ * threads inside the GEMMs; each call returns when all its work is done.
+ * Every split writes disjoint outputs, so results do not depend on the
+ * thread count beyond OpenBLAS's own summation order. Reductions that feed
+ * a gradient are summed in float within a plane and in double across
+ * planes.
+ */
+#include "nn/backend.h"
+
+/* The kernels are short loops that only pay off vectorised; -O2 (GCC 12)
+ * leaves most of them scalar. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/cpu_kernels.h"
+
+/* --- memory ----------------------------------------------------------------- */
+
+static float *cpu_alloc(struct nn_backend *be, size_t n)
+{
+    (void)be;
+    size_t bytes = (n * sizeof(float) + 63) & ~(size_t)63;
+    if (bytes == 0) bytes = 64;
+    return aligned_alloc(64, bytes);
+}
+
+static void cpu_free(struct nn_backend *be, float *p)
+{
+    (void)be;
+    free(p);
+}
+
+static void cpu_upload(struct nn_backend *be, float *dst, const float *src, size_t n)
+{
+    (void)be;
+    memcpy(dst, src, n * sizeof *dst);
+}
+
+static void cpu_download(struct nn_backend *be, float *dst, const float *src, size_t n)
+{
+    (void)be;
+    memcpy(dst, src, n * sizeof *dst);
+}
+
+static void cpu_fill(struct nn_backend *be, float *dst, float v, size_t n)
+{
+    (void)be;
+    if (v == 0.0f) {
+        memset(dst, 0, n * sizeof *dst);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) dst[i] = v;
+}
+
+static void cpu_copy(struct nn_backend *be, float *dst, const float *src, size_t n)
+{
+    (void)be;
+    memmove(dst, src, n * sizeof *dst);
+}
+
+float *cpu_scratch(struct nn_backend *be, size_t n)
+{
+    struct cpu_ctx *c = be->ctx;
+    if (n <= c->scratch_cap) return c->scratch;
+    size_t cap = n + n / 4;
+    float *p = cpu_alloc(be, cap);
+    if (!p) return NULL;
+    free(c->scratch);
+    c->scratch = p;
+    c->scratch_cap = cap;
+    return p;
+}
+
+/* --- worker pool -------------------------------------------------------------- */
+
+/* Workers sleep on a condition variable between jobs; a job is a range
+ * function, split evenly. One job at a time (the backend's caller is one
+ * thread). */
+struct cpu_pool {
+    pthread_t *th;
+    int n;                   /* workers (threads - 1) */
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    cpu_range_fn fn;
+    void *arg;
+    size_t total;
+    unsigned gen;
+    int pending, stop;
+};
+
+struct worker_arg { struct cpu_pool *p; int id; };
+
+static void *worker_main(void *v)
+{
+    struct worker_arg *wa = v;
+    struct cpu_pool *p = wa->p;
+    int id = wa->id;
+    free(wa);
+    unsigned seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->gen == seen) pthread_cond_wait(&p->go, &p->mu);
+        if (p->stop) break;
+        seen = p->gen;
+        cpu_range_fn fn = p->fn;
+        void *arg = p->arg;
+        size_t total = p->total, parts = (size_t)p->n + 1;
+        pthread_mutex_unlock(&p->mu);
+        size_t lo = total * (size_t)id / parts, hi = total * (size_t)(id + 1) / parts;
+        if (lo < hi) fn(arg, lo, hi);
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0) pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void pool_free(struct cpu_pool *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n; i++) pthread_join(p->th[i], NULL);
+    pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
+    pthread_mutex_destroy(&p->mu);
+    free(p->th);
+    free(p);
+}
+
+static struct cpu_pool *pool_new(int workers)
+{
+    struct cpu_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->th = calloc((size_t)workers, sizeof *p->th);
+    if (!p->th) {
+        free(p);
+        return NULL;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->done, NULL);
+    for (int i = 0; i < workers; i++) {
+        struct worker_arg *wa = malloc(sizeof *wa);
+        if (!wa) break;
+        wa->p = p;
+        wa->id = i + 1;
+        if (pthread_create(&p->th[i], NULL, worker_main, wa) != 0) {
+            free(wa);
+            break;
+        }
+        p->n++;
+    }
+    if (p->n == 0) {
+        pool_free(p);
+        return NULL;
+    }
+    return p;
+}
+
+#define PARALLEL_MIN_COST 32768
+
+void cpu_parallel(struct nn_backend *be, size_t n, size_t cost, cpu_range_fn fn, void *arg)
+{
+    struct cpu_pool *p = ((struct cpu_ctx *)be->ctx)->pool;
+    if (!p || n < 2 || cost < PARALLEL_MIN_COST) {
+        if (n) fn(arg, 0, n);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->arg = arg;
+    p->total = n;
+    p->pending = p->n;
+    p->gen++;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    size_t hi = n / ((size_t)p->n + 1);
+    if (hi) fn(arg, 0, hi);
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* --- element-wise ----------------------------------------------------------- */
+
+static void cpu_add(struct nn_backend *be, float *y, const float *a, const float *b, size_t n)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+static void cpu_axpy(struct nn_backend *be, float *y, float alpha, const float *x, size_t n)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+static void cpu_scale(struct nn_backend *be, float *y, float alpha, const float *x, size_t n)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++) y[i] = alpha * x[i];
+}
+
+struct ew_args { float *y; const float *a, *b; };
+
+static void relu_fwd_range(void *v, size_t lo, size_t hi)
+{
+    struct ew_args *e = v;
+    float *y = e->y;
+    const float *x = e->a;
+    for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void cpu_relu_fwd(struct nn_backend *be, float *y, const float *x, size_t n)
+{
+    struct ew_args e = {y, x, NULL};
+    cpu_parallel(be, n, n, relu_fwd_range, &e);
+}
+
+static void relu_bwd_range(void *v, size_t lo, size_t hi)
+{
+    struct ew_args *e = v;
+    float *dx = e->y;
+    const float *y = e->a, *dy = e->b;
+    /* always add (a 0/1 mask, not a branch) so that it vectorises */
+    for (size_t i = lo; i < hi; i++) dx[i] += dy[i] * (float)(y[i] > 0.0f);
+}
+
+static void cpu_relu_bwd(struct nn_backend *be, float *dx, const float *y, const float *dy, size_t n)
+{
+    struct ew_args e = {dx, y, dy};
+    cpu_parallel(be, n, n, relu_bwd_range, &e);
+}
+
+static void cpu_mul_fwd(struct nn_backend *be, float *y, const float *x, const float *m, size_t n)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * m[i];
+}
+
+static void cpu_mul_bwd(struct nn_backend *be, float *dx, const float *m, const float *dy, size_t n)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * m[i];
+}
+
+static void cpu_dropout_mask(struct nn_backend *be, float *m, size_t n, float p, uint64_t seed)
+{
+    (void)be;
+    float keep = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    uint64_t thr = p >= 1.0f ? UINT64_MAX : (uint64_t)((double)p * 0x1.0p53);
+    for (size_t i = 0; i < n; i++) {
+        /* a counter-based hash (splitmix64's finaliser): the mask is a
+         * function of (seed, i), the same on any backend */
+        uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31;
+        m[i] = (z >> 11) < thr ? 0.0f : keep;
+    }
+}
+
+static void cpu_wsum_fwd(struct nn_backend *be, float *y, const float *const *xs, const float *w,
+                         int k, size_t n)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++) y[i] = w[0] * xs[0][i];
+    for (int j = 1; j < k; j++) {
+        const float *x = xs[j];
+        float a = w[j];
+        for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+    }
+}
+
+static void cpu_wsum_bwd(struct nn_backend *be, float *const *dxs, float *dw, const float *const *xs,
+                         const float *w, const float *dy, int k, size_t n)
+{
+    (void)be;
+    for (int j = 0; j < k; j++) {
+        if (dxs && dxs[j]) {
+            float *dx = dxs[j];
+            float a = w[j];
+            for (size_t i = 0; i < n; i++) dx[i] += a * dy[i];
+        }
+        if (dw) {
+            const float *x = xs[j];
+            double s = 0;
+            for (size_t i = 0; i < n; i++) s += (double)x[i] * dy[i];
+            dw[j] += (float)s;
+        }
+    }
+}
+
+static void cpu_softmax_fwd(struct nn_backend *be, float *y, const float *x, int rows, int k)
+{
+    (void)be;
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * k;
+        float *yr = y + (size_t)r * k;
+        float mx = xr[0];
+        for (int j = 1; j < k; j++) mx = xr[j] > mx ? xr[j] : mx;
+        double s = 0;
+        for (int j = 0; j < k; j++) s += exp((double)xr[j] - mx);
+        for (int j = 0; j < k; j++) yr[j] = (float)(exp((double)xr[j] - mx) / s);
+    }
+}
+
+static void cpu_softmax_bwd(struct nn_backend *be, float *dx, const float *y, const float *dy,
+                            int rows, int k)
+{
+    (void)be;
+    for (int r = 0; r < rows; r++) {
+        const float *yr = y + (size_t)r * k, *dr = dy + (size_t)r * k;
+        double dot = 0;
+        for (int j = 0; j < k; j++) dot += (double)yr[j] * dr[j];
+        for (int j = 0; j < k; j++) dx[(size_t)r * k + j] += (float)(yr[j] * (dr[j] - dot));
+    }
+}
+
+static void cpu_chan_copy(struct nn_backend *be, float *dst, int dst_c, int dst_c0, const float *src,
+                          int src_c, int src_c0, int c, int n, size_t hw, int acc)
+{
+    (void)be;
+    size_t len = (size_t)c * hw;
+    for (int i = 0; i < n; i++) {
+        float *d = dst + ((size_t)i * dst_c + dst_c0) * hw;
+        const float *s = src + ((size_t)i * src_c + src_c0) * hw;
+        if (acc)
+            for (size_t j = 0; j < len; j++) d[j] += s[j];
+        else
+            memcpy(d, s, len * sizeof *d);
+    }
+}
+
+/* --- pooling ---------------------------------------------------------------- */
+
+/* The window of output (oh, ow) clipped to the input: [h0, h1) x [w0, w1). */
+static void pool_window(const struct nn_pool_desc *d, int oh, int ow, int *h0, int *h1, int *w0,
+                        int *w1)
+{
+    int hs = oh * d->sh - d->ph, ws = ow * d->sw - d->pw;
+    *h0 = hs < 0 ? 0 : hs;
+    *w0 = ws < 0 ? 0 : ws;
+    *h1 = hs + d->kh > d->h ? d->h : hs + d->kh;
+    *w1 = ws + d->kw > d->w ? d->w : ws + d->kw;
+}
+
+/* The max pool's argmax (offset within the plane) goes into aux as int32:
+ * backend memory is untyped storage, and 32-bit slots are what the graph
+ * promised. */
+struct pool_args {
+    const struct nn_pool_desc *d;
+    const float *x, *dy;
+    float *y, *dx, *aux;
+};
+
+static void pool_fwd_range(void *argp, size_t lo, size_t hi)
+{
+    struct pool_args *pa = argp;
+    const struct nn_pool_desc *d = pa->d;
+    const float *x = pa->x;
+    float *y = pa->y;
+    int32_t *arg = (int32_t *)(void *)pa->aux;
+    for (size_t pl = lo; pl < hi; pl++) {
+        const float *xp = x + pl * d->h * d->w;
+        float *yp = y + pl * d->ho * d->wo;
+        int32_t *ap = arg ? arg + pl * d->ho * d->wo : NULL;
+        for (int oh = 0; oh < d->ho; oh++)
+            for (int ow = 0; ow < d->wo; ow++) {
+                int h0, h1, w0, w1;
+                pool_window(d, oh, ow, &h0, &h1, &w0, &w1);
+                float v;
+                if (d->is_max) {
+                    int best = h0 * d->w + w0;
+                    v = xp[best];
+                    for (int ih = h0; ih < h1; ih++)
+                        for (int iw = w0; iw < w1; iw++)
+                            if (xp[ih * d->w + iw] > v) {
+                                v = xp[ih * d->w + iw];
+                                best = ih * d->w + iw;
+                            }
+                    if (ap) ap[oh * d->wo + ow] = best;
+                } else {
+                    float s = 0;
+                    for (int ih = h0; ih < h1; ih++)
+                        for (int iw = w0; iw < w1; iw++) s += xp[ih * d->w + iw];
+                    int cnt = (h1 - h0) * (w1 - w0);
+                    v = cnt > 0 ? s / (float)cnt : 0.0f;
+                }
+                yp[oh * d->wo + ow] = v;
+            }
+    }
+}
+
+static void cpu_pool2d_fwd(struct nn_backend *be, const struct nn_pool_desc *d, const float *x,
+                           float *y, float *aux)
+{
+    struct pool_args pa = {d, x, NULL, y, NULL, aux};
+    size_t planes = (size_t)d->n * d->c;
+    cpu_parallel(be, planes, planes * d->h * d->w, pool_fwd_range, &pa);
+}
+
+static void pool_bwd_range(void *v, size_t lo, size_t hi)
+{
+    struct pool_args *pa = v;
+    const struct nn_pool_desc *d = pa->d;
+    const float *dy = pa->dy;
+    float *dx = pa->dx;
+    size_t ohw = (size_t)d->ho * d->wo;
+    const int32_t *arg = (const int32_t *)(const void *)pa->aux;
+    for (size_t pl = lo; pl < hi; pl++) {
+        const float *dyp = dy + pl * ohw;
+        float *dxp = dx + pl * d->h * d->w;
+        if (d->is_max) {
+            const int32_t *ap = arg + pl * ohw;
+            for (size_t o = 0; o < ohw; o++) dxp[ap[o]] += dyp[o];
+            continue;
+        }
+        for (int oh = 0; oh < d->ho; oh++)
+            for (int ow = 0; ow < d->wo; ow++) {
+                int h0, h1, w0, w1;
+                pool_window(d, oh, ow, &h0, &h1, &w0, &w1);
+                int cnt = (h1 - h0) * (w1 - w0);
+                if (cnt <= 0) continue;
+                float g = dyp[oh * d->wo + ow] / (float)cnt;
+                for (int ih = h0; ih < h1; ih++)
+                    for (int iw = w0; iw < w1; iw++) dxp[ih * d->w + iw] += g;
+            }
+    }
+}
+
+static void cpu_pool2d_bwd(struct nn_backend *be, const struct nn_pool_desc *d, const float *x,
+                           const float *y, const float *aux, const float *dy, float *dx)
+{
+    (void)x;
+    (void)y;
+    /* the argmax slots are only read; the cast drops const for the struct */
+    struct pool_args pa = {d, NULL, dy, NULL, dx, (float *)(uintptr_t)aux};
+    size_t planes = (size_t)d->n * d->c;
+    cpu_parallel(be, planes, planes * d->h * d->w, pool_bwd_range, &pa);
+}
+
+/* --- batch norm ------------------------------------------------------------- */
+
+/* Sum (and sum of squares about m) of one channel's values over the
+ * batch, float within a plane, double across planes. */
+static void chan_sums(int n, int c, int ch, size_t hw, const float *x, float m, double *s,
+                      double *s2)
+{
+    double a = 0, b = 0;
+    for (int i = 0; i < n; i++) {
+        const float *p = x + ((size_t)i * c + ch) * hw;
+        float fa = 0, fb = 0;
+        for (size_t j = 0; j < hw; j++) {
+            float d = p[j] - m;
+            fa += d;
+            fb += d * d;
+        }
+        a += fa;
+        b += fb;
+    }
+    *s = a;
+    *s2 = b;
+}
+
+struct bn_args {
+    int n, c, training;
+    size_t hw;
+    const float *x, *gamma, *beta, *dy, *save_in;
+    float *rmean, *rvar, *y, *save, *dx, *dgamma, *dbeta;
+    float momentum, eps;
+};
+
+static void bn_fwd_range(void *v, size_t lo, size_t hi)
+{
+    const struct bn_args *A = v;
+    int n = A->n, c = A->c;
+    size_t hw = A->hw;
+    const float *x = A->x;
+    double cnt = (double)n * (double)hw;
+    for (int ch = (int)lo; ch < (int)hi; ch++) {
+        double mean, var;
+        if (A->training) {
+            /* shift by the first value, then correct: stable in float */
+            float shift = x[(size_t)ch * hw];
+            double s, s2;
+            chan_sums(n, c, ch, hw, x, shift, &s, &s2);
+            double dm = s / cnt;
+            mean = shift + dm;
+            var = s2 / cnt - dm * dm;
+            if (var < 0) var = 0;
+            double m = A->momentum;
+            if (A->rmean) A->rmean[ch] = (float)((1.0 - m) * A->rmean[ch] + m * mean);
+            if (A->rvar)
+                A->rvar[ch] = (float)((1.0 - m) * A->rvar[ch] +
+                                      m * (cnt > 1 ? var * cnt / (cnt - 1) : var));
+        } else {
+            mean = A->rmean[ch];
+            var = A->rvar[ch];
+        }
+        double inv = 1.0 / sqrt(var + A->eps);
+        A->save[ch] = (float)mean;
+        A->save[c + ch] = (float)inv;
+        float a = (float)(inv * (A->gamma ? A->gamma[ch] : 1.0f));
+        float b = (float)((A->beta ? A->beta[ch] : 0.0f) - mean * a);
+        for (int i = 0; i < n; i++) {
+            const float *p = x + ((size_t)i * c + ch) * hw;
+            float *q = A->y + ((size_t)i * c + ch) * hw;
+            for (size_t j = 0; j < hw; j++) q[j] = p[j] * a + b;
+        }
+    }
+}
+
+static void cpu_bn_fwd(struct nn_backend *be, int n, int c, size_t hw, const float *x,
+                       const float *gamma, const float *beta, float *rmean, float *rvar, float *y,
+                       float *save, int training, float momentum, float eps)
+{
+    struct bn_args A = {.n = n, .c = c, .training = training, .hw = hw, .x = x, .gamma = gamma,
+                        .beta = beta, .rmean = rmean, .rvar = rvar, .y = y, .save = save,
+                        .momentum = momentum, .eps = eps};
+    cpu_parallel(be, (size_t)c, (size_t)n * c * hw, bn_fwd_range, &A);
+}
+
+static void bn_bwd_range(void *v, size_t lo, size_t hi)
+{
+    const struct bn_args *A = v;
+    int n = A->n, c = A->c;
+    size_t hw = A->hw;
+    const float *x = A->x, *dy = A->dy;
+    double cnt = (double)n * (double)hw;
+    for (int ch = (int)lo; ch < (int)hi; ch++) {
+        float mean = A->save_in[ch], inv = A->save_in[c + ch];
+        double sdy = 0, sdyx = 0;
+        for (int i = 0; i < n; i++) {
+            const float *p = x + ((size_t)i * c + ch) * hw, *g = dy + ((size_t)i * c + ch) * hw;
+            float a = 0, b = 0;
+            for (size_t j = 0; j < hw; j++) {
+                a += g[j];
+                b += g[j] * (p[j] - mean);
+            }
+            sdy += a;
+            sdyx += b;
+        }
+        sdyx *= inv;
+        if (A->dgamma) A->dgamma[ch] += (float)sdyx;
+        if (A->dbeta) A->dbeta[ch] += (float)sdy;
+        if (!A->dx) continue;
+        double gm = A->gamma ? A->gamma[ch] : 1.0;
+        /* training: dx = g*inv/cnt * (cnt*dy - sum dy - xhat * sum(dy*xhat));
+         * inference: the statistics are constants, dx = g*inv*dy */
+        float k1 = (float)(gm * inv);
+        float k2 = A->training ? (float)(gm * inv * sdy / cnt) : 0.0f;
+        float k3 = A->training ? (float)(gm * inv * sdyx / cnt * inv) : 0.0f;
+        float k0 = k3 * mean - k2; /* dx = k1*dy - k3*x + k0 */
+        for (int i = 0; i < n; i++) {
+            const float *p = x + ((size_t)i * c + ch) * hw, *g = dy + ((size_t)i * c + ch) * hw;
+            float *q = A->dx + ((size_t)i * c + ch) * hw;
+            for (size_t j = 0; j < hw; j++) q[j] += k1 * g[j] - k3 * p[j] + k0;
+        }
+    }
+}
+
+static void cpu_bn_bwd(struct nn_backend *be, int n, int c, size_t hw, const float *x,
+                       const float *gamma, const float *save, const float *dy, float *dx,
+                       float *dgamma, float *dbeta, int training)
+{
+    struct bn_args A = {.n = n, .c = c, .training = training, .hw = hw, .x = x, .gamma = gamma,
+                        .dy = dy, .save_in = save, .dx = dx, .dgamma = dgamma, .dbeta = dbeta};
+    cpu_parallel(be, (size_t)c, (size_t)n * c * hw, bn_bwd_range, &A);
+}
+
+/* --- global average pool ---------------------------------------------------- */
+
+static void cpu_gap_fwd(struct nn_backend *be, int n, int c, size_t hw, const float *x, float *y)
+{
+    (void)be;
+    for (size_t p = 0; p < (size_t)n * c; p++) {
+        double s = 0;
+        for (size_t j = 0; j < hw; j++) s += x[p * hw + j];
+        y[p] = (float)(s / (double)hw);
+    }
+}
+
+static void cpu_gap_bwd(struct nn_backend *be, int n, int c, size_t hw, const float *dy, float *dx)
+{
+    (void)be;
+    for (size_t p = 0; p < (size_t)n * c; p++) {
+        float g = dy[p] / (float)hw;
+        for (size_t j = 0; j < hw; j++) dx[p * hw + j] += g;
+    }
+}
+
+/* --- softmax cross-entropy -------------------------------------------------- */
+
+static void cpu_ce_fwd(struct nn_backend *be, int n, int k, const float *logits, const float *labels,
+                       float *probs, float *loss)
+{
+    (void)be;
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * k;
+        float *p = probs + (size_t)i * k;
+        float mx = z[0];
+        for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
+        double s = 0;
+        for (int j = 0; j < k; j++) s += exp((double)z[j] - mx);
+        double ls = log(s);
+        for (int j = 0; j < k; j++) p[j] = (float)exp((double)z[j] - mx - ls);
+        int y = (int)labels[i];
+        total += -((double)z[y] - mx - ls);
+    }
+    loss[0] = (float)(total / n);
+}
+
+static void cpu_ce_bwd(struct nn_backend *be, int n, int k, const float *probs, const float *labels,
+                       const float *dloss, float *dlogits)
+{
+    (void)be;
+    float a = dloss[0] / (float)n;
+    for (int i = 0; i < n; i++) {
+        const float *p = probs + (size_t)i * k;
+        float *d = dlogits + (size_t)i * k;
+        int y = (int)labels[i];
+        for (int j = 0; j < k; j++) d[j] += a * (p[j] - (j == y ? 1.0f : 0.0f));
+    }
+}
+
+/* --- the table -------------------------------------------------------------- */
+
+static void cpu_destroy(struct nn_backend *be)
+{
+    struct cpu_ctx *c = be->ctx;
+    pool_free(c->pool);
+    free(c->scratch);
+    free(c);
+    free(be);
+}
+
+struct nn_backend *nn_backend_cpu_new(int threads, char *err, size_t errlen)
+{
+    struct nn_backend *be = calloc(1, sizeof *be);
+    struct cpu_ctx *c = calloc(1, sizeof *c);
+    if (!be || !c) {
+        free(be);
+        free(c);
+        if (err && errlen) snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->threads = threads > 0 ? threads : 1;
+    if (c->threads > 256) c->threads = 256;
+    if (c->threads > 1) c->pool = pool_new(c->threads - 1); /* NULL: run inline */
+    openblas_set_num_threads(c->threads);
+    be->name = "cpu";
+    be->ctx = c;
+    be->host_visible = 1;
+    be->destroy = cpu_destroy;
+    be->alloc = cpu_alloc;
+    be->free = cpu_free;
+    be->upload = cpu_upload;
+    be->download = cpu_download;
+    be->fill = cpu_fill;
+    be->copy = cpu_copy;
+    be->add = cpu_add;
+    be->axpy = cpu_axpy;
+    be->scale = cpu_scale;
+    be->relu_fwd = cpu_relu_fwd;
+    be->relu_bwd = cpu_relu_bwd;
+    be->mul_fwd = cpu_mul_fwd;
+    be->mul_bwd = cpu_mul_bwd;
+    be->dropout_mask = cpu_dropout_mask;
+    be->wsum_fwd = cpu_wsum_fwd;
+    be->wsum_bwd = cpu_wsum_bwd;
+    be->softmax_fwd = cpu_softmax_fwd;
+    be->softmax_bwd = cpu_softmax_bwd;
+    be->chan_copy = cpu_chan_copy;
+    be->conv2d_fwd = cpu_conv2d_fwd;
+    be->conv2d_bwd = cpu_conv2d_bwd;
+    be->pool2d_fwd = cpu_pool2d_fwd;
+    be->pool2d_bwd = cpu_pool2d_bwd;
+    be->bn_fwd = cpu_bn_fwd;
+    be->bn_bwd = cpu_bn_bwd;
+    be->gap_fwd = cpu_gap_fwd;
+    be->gap_bwd = cpu_gap_bwd;
+    be->linear_fwd = cpu_linear_fwd;
+    be->linear_bwd = cpu_linear_bwd;
+    be->ce_fwd = cpu_ce_fwd;
+    be->ce_bwd = cpu_ce_bwd;
+    return be;
+}
+
+void nn_backend_free(struct nn_backend *be)
+{
+    if (be) be->destroy(be);
+}
