@@ -1,13 +1,16 @@
 /*
  * image.c - decode one PNG (libpng, classic API) or JPEG (libjpeg) from
- * memory to check it; see image.h for what is checked and reported.
+ * memory, to check it (image_probe) or to keep its pixels (image_decode);
+ * see image.h for what is checked and reported. Both go through the same
+ * code, so an image that probes fine decodes fine and the other way round.
  *
  * Both libraries report fatal errors through a callback that must not
  * return; ours copy the message and longjmp back to the setjmp in
  * probe_png/probe_jpeg, which then release everything they allocated.
  * Everything those functions change after setjmp lives in a struct reached
  * through a pointer (or is volatile), so a longjmp cannot clobber it.
- * Only one decoded row is held at a time.
+ * A probe holds only one decoded row at a time; a decode writes every row
+ * straight into the output image (one temporary row for CMYK JPEGs).
  */
 #include "lib/image.h"
 
@@ -59,6 +62,7 @@ struct probe {
     size_t msg_size;
     int status;               /* set with the message */
     unsigned char *row;       /* one decoded row */
+    struct image_pixels *px;  /* image_decode's output; NULL when probing */
     jmp_buf jb;
 };
 
@@ -90,6 +94,21 @@ static int check_dims(struct probe *p, uint64_t w, uint64_t h)
                    (unsigned long long)p->max_pixels, (unsigned)p->max_side);
         return -1;
     }
+    return 0;
+}
+
+/* The output image of a decode, w x h x ch bytes (check_dims bounded w*h). */
+static int pixels_alloc(struct probe *p, uint32_t w, uint32_t h, int ch)
+{
+    size_t bytes = (size_t)w * (size_t)h * (size_t)ch;
+    p->px->data = malloc(bytes ? bytes : 1);
+    if (!p->px->data) {
+        probe_fail(p, IMAGE_ENOMEM, "out of memory for a %ux%u image", (unsigned)w, (unsigned)h);
+        return -1;
+    }
+    p->px->width = w;
+    p->px->height = h;
+    p->px->channels = ch;
     return 0;
 }
 
@@ -163,11 +182,44 @@ static int probe_png(struct probe *p)
     if (check_dims(p, w, h) != 0)
         goto done;
 
+    int out_ch = 0;
+    if (p->px) {
+        /* To 8-bit grey or RGB: 16-bit samples scaled (rounded), low-depth
+         * grey expanded to 0..255, a palette looked up, alpha (and a tRNS
+         * transparency) dropped, as PIL's convert("L"/"RGB") does. */
+        if (depth == 16)
+            png_set_scale_16(png);
+        if (color == PNG_COLOR_TYPE_PALETTE)
+            png_set_palette_to_rgb(png);
+        if (color == PNG_COLOR_TYPE_GRAY && depth < 8)
+            png_set_expand_gray_1_2_4_to_8(png);
+        /* (palette expansion turns a tRNS chunk into an alpha channel) */
+        if ((color & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS))
+            png_set_strip_alpha(png);
+        out_ch = color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA ? 1 : 3;
+    }
     int passes = png_set_interlace_handling(png);
     png_read_update_info(png, info);
     size_t rowbytes = png_get_rowbytes(png, info);
     if (rowbytes == 0) {
         probe_fail(p, IMAGE_ECORRUPT, "png: bad row size");
+        goto done;
+    }
+    if (p->px) {
+        if (png_get_channels(png, info) != out_ch || png_get_bit_depth(png, info) != 8 ||
+            rowbytes != (size_t)w * (size_t)out_ch) {
+            probe_fail(p, IMAGE_ECORRUPT, "png: cannot convert colour type %d, depth %d to 8 bits"
+                       " (%d channels, depth %d, %zu bytes a row)", color, depth,
+                       png_get_channels(png, info), png_get_bit_depth(png, info), rowbytes);
+            goto done;
+        }
+        if (pixels_alloc(p, w, h, out_ch) != 0)
+            goto done;
+        /* libpng puts each interlace pass's pixels into the full rows */
+        for (int pass = 0; pass < passes; pass++)
+            for (png_uint_32 y = 0; y < h; y++)
+                png_read_row(png, p->px->data + (size_t)y * rowbytes, NULL);
+        png_read_end(png, NULL);
         goto done;
     }
     p->row = malloc(rowbytes);
@@ -268,23 +320,65 @@ static int probe_jpeg(struct probe *p, struct jpeg_probe_ctx *c)
     p->info->bit_depth = cinfo->data_precision;
     if (check_dims(p, cinfo->image_width, cinfo->image_height) != 0)
         goto done;
-    jpeg_start_decompress(cinfo);
+    /* The channels of the stored image (libjpeg's default output: grey 1,
+     * YCbCr/RGB 3, CMYK/YCCK 4), the same for a probe and a decode. */
+    jpeg_calc_output_dimensions(cinfo);
     p->info->channels = cinfo->output_components;
     if (cinfo->output_components < 1 || cinfo->output_components > 4) {
         probe_fail(p, IMAGE_ECORRUPT, "jpeg: %d components", cinfo->output_components);
         goto done;
     }
-    size_t rowbytes = (size_t)cinfo->output_width * (size_t)cinfo->output_components;
-    p->row = malloc(rowbytes);
-    if (!p->row) {
-        probe_fail(p, IMAGE_ENOMEM, "out of memory for a %zu byte row", rowbytes);
+    int out_ch = 0, cmyk = 0;
+    if (p->px) {
+        switch (cinfo->jpeg_color_space) {
+        case JCS_GRAYSCALE: cinfo->out_color_space = JCS_GRAYSCALE; out_ch = 1; break;
+        case JCS_YCbCr: case JCS_RGB: cinfo->out_color_space = JCS_RGB; out_ch = 3; break;
+        case JCS_CMYK: case JCS_YCCK:
+            cinfo->out_color_space = JCS_CMYK;  /* converted to RGB below */
+            out_ch = 3;
+            cmyk = 1;
+            break;
+        default:
+            probe_fail(p, IMAGE_ECORRUPT, "jpeg: unsupported colour space (%d components)",
+                       cinfo->num_components);
+            goto done;
+        }
+    }
+    jpeg_start_decompress(cinfo);
+    if (p->px && cinfo->output_components != (cmyk ? 4 : out_ch)) {
+        probe_fail(p, IMAGE_ECORRUPT, "jpeg: %d output components", cinfo->output_components);
         goto done;
     }
+    size_t rowbytes = (size_t)cinfo->output_width * (size_t)cinfo->output_components;
+    if (p->px && pixels_alloc(p, cinfo->output_width, cinfo->output_height, out_ch) != 0)
+        goto done;
+    if (!p->px || cmyk) {
+        p->row = malloc(rowbytes);
+        if (!p->row) {
+            probe_fail(p, IMAGE_ENOMEM, "out of memory for a %zu byte row", rowbytes);
+            goto done;
+        }
+    }
+    /* Adobe's CMYK JPEGs store inverted samples (saw_Adobe_marker). */
+    int inverted = cmyk && cinfo->saw_Adobe_marker;
     while (cinfo->output_scanline < cinfo->output_height) {
-        JSAMPROW rows[1] = {p->row};
+        size_t y = cinfo->output_scanline;
+        unsigned char *dst = p->px ? p->px->data + y * (size_t)cinfo->output_width * (size_t)out_ch
+                                   : NULL;
+        JSAMPROW rows[1] = {p->px && !cmyk ? dst : p->row};
         if (jpeg_read_scanlines(cinfo, rows, 1) != 1) {
             probe_fail(p, IMAGE_ECORRUPT, "jpeg: decoder stopped early");
             goto done;
+        }
+        if (cmyk) {
+            for (size_t x = 0; x < cinfo->output_width; x++) {
+                const unsigned char *s = p->row + 4 * x;
+                unsigned k = inverted ? s[3] : 255u - s[3];
+                for (int ch = 0; ch < 3; ch++) {
+                    unsigned v = inverted ? s[ch] : 255u - s[ch];
+                    dst[3 * x + (size_t)ch] = (unsigned char)((v * k + 127) / 255);
+                }
+            }
         }
     }
     jpeg_finish_decompress(cinfo);
@@ -298,8 +392,8 @@ done:
     return p->status;
 }
 
-int image_probe(const void *buf, size_t len, const struct image_limits *lim,
-                struct image_info *info, char *msg, size_t msg_size)
+static int run(const void *buf, size_t len, const struct image_limits *lim,
+               struct image_info *info, struct image_pixels *px, char *msg, size_t msg_size)
 {
     struct image_info dummy;
     if (!info)
@@ -315,6 +409,7 @@ int image_probe(const void *buf, size_t len, const struct image_limits *lim,
     p.info = info;
     p.msg = msg;
     p.msg_size = msg_size;
+    p.px = px;
     p.max_pixels = lim && lim->max_pixels ? lim->max_pixels : IMAGE_DEFAULT_MAX_PIXELS;
     p.max_side = lim && lim->max_side ? lim->max_side : IMAGE_DEFAULT_MAX_SIDE;
     p.max_decoder_bytes = lim && lim->max_decoder_bytes ? lim->max_decoder_bytes
@@ -335,4 +430,31 @@ int image_probe(const void *buf, size_t len, const struct image_limits *lim,
         probe_fail(&p, IMAGE_EFORMAT, "not a PNG or JPEG file");
         return p.status;
     }
+}
+
+int image_probe(const void *buf, size_t len, const struct image_limits *lim,
+                struct image_info *info, char *msg, size_t msg_size)
+{
+    return run(buf, len, lim, info, NULL, msg, msg_size);
+}
+
+int image_decode(const void *buf, size_t len, const struct image_limits *lim,
+                 struct image_info *info, struct image_pixels *out, char *msg, size_t msg_size)
+{
+    struct image_pixels dummy;
+    if (!out)
+        out = &dummy;
+    memset(out, 0, sizeof *out);
+    int rc = run(buf, len, lim, info, out, msg, msg_size);
+    if (rc != 0 || out == &dummy)
+        image_pixels_free(out);
+    return rc;
+}
+
+void image_pixels_free(struct image_pixels *px)
+{
+    if (!px)
+        return;
+    free(px->data);
+    memset(px, 0, sizeof *px);
 }

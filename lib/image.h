@@ -1,8 +1,11 @@
 /*
  * image.h - check one PNG or JPEG held in memory: what it is (format,
- * width, height, channels, bit depth) and whether it decodes.
+ * width, height, channels, bit depth) and whether it decodes; or decode it
+ * into 8-bit grey or RGB pixels (image_decode).
  *
- * Who uses it: lib/imageset, once per image entry of an uploaded archive.
+ * Who uses it: lib/imageset, once per image entry of an uploaded archive
+ * (image_probe when profiling, image_decode when a caller visits the
+ * pixels); trainers/imagedata for a single uploaded image.
  * The bytes come from a user and are hostile, so image_probe decodes the
  * WHOLE image (every row, every pass, the PNG's trailing chunks) so that a
  * damaged file is caught here rather than in a trainer; it never calls
@@ -21,6 +24,22 @@
  * RGB 3, RGBA 4, palette 3 (4 when it has a tRNS chunk); JPEG grey 1,
  * YCbCr/RGB 3, CMYK/YCCK 4. bit_depth is 8 or 16 for PNG (palette and
  * low-depth grey report their stored depth: 1, 2, 4 or 8), 8 for JPEG.
+ *
+ * Decoding (image_decode) goes through the same code with the same
+ * strictness and limits, and keeps the whole image (width * height *
+ * channels bytes, at most 3 * max_pixels) converted to 8 bits:
+ *  - grey (any depth, with or without alpha) -> 1 channel; low depths are
+ *    expanded to 0..255 (a 1-bit 1 is 255), 16-bit samples scaled with
+ *    rounding (libpng's png_set_scale_16);
+ *  - RGB, RGBA, palette (with or without tRNS) -> 3 channels RGB;
+ *  - alpha and tRNS transparency are dropped, not composited (as PIL's
+ *    convert("RGB") / convert("L"));
+ *  - JPEG grey -> 1; YCbCr/RGB -> 3 (libjpeg's conversion); CMYK/YCCK ->
+ *    3, converted as R = (255 - C)(255 - K)/255 (samples taken as
+ *    inverted when the file has Adobe's APP14 marker, as Photoshop writes
+ *    them); any other colour space is refused (IMAGE_ECORRUPT).
+ * image_info is filled as image_probe fills it (the stored image's
+ * channels, e.g. 4 for RGBA), so a caller can count both the same way.
  *
  * No global state; safe to call from several threads at once.
  */
@@ -75,5 +94,23 @@ const char *image_format_name(int format);
  * header gave (zeros if nothing). */
 int image_probe(const void *buf, size_t len, const struct image_limits *lim,
                 struct image_info *info, char *msg, size_t msg_size);
+
+/* Decoded pixels: height rows of width * channels bytes, HWC, rows packed
+ * (no padding). channels is 1 (grey) or 3 (RGB). Owned by the caller,
+ * released with image_pixels_free. */
+struct image_pixels {
+    uint8_t *data;
+    uint32_t width, height;
+    int channels;
+};
+
+/* Decode buf[0..len) into *out (see above). 0 with *out filled, or a
+ * negative enum image_status with msg as image_probe and *out zeroed.
+ * info may be NULL. */
+int image_decode(const void *buf, size_t len, const struct image_limits *lim,
+                 struct image_info *info, struct image_pixels *out, char *msg, size_t msg_size);
+
+/* Free the pixels and zero *px; NULL and a zeroed struct are fine. */
+void image_pixels_free(struct image_pixels *px);
 
 #endif

@@ -15,6 +15,13 @@
  *               machine (or dropped if it is not IDX);
  *   other    -> drained and counted as skipped.
  * Nothing but the current image and the summary counters is held.
+ *
+ * Visiting (imageset_visit) is the same pass with a callback: each class
+ * folder image is decoded (image_decode instead of image_probe) and handed
+ * over as it ends; IDX data, which needs both files, is kept (each file at
+ * most max_entry_bytes) and handed over image by image once the walk has
+ * shown that the layout is "idx". So the layout, the safety rules and the
+ * class names are decided in one place for profiling and for training.
  */
 #include "lib/imageset.h"
 
@@ -77,6 +84,7 @@ struct idx_file {
     uint64_t n, rows, cols;
     uint64_t expected, got;   /* data bytes (after the header) */
     uint64_t hist[256];       /* labels only */
+    unsigned char *data;      /* visiting only: the expected bytes, owned */
 };
 
 /* The parser of the entry being read. */
@@ -98,6 +106,7 @@ struct ctx {
     uint64_t max_entries, max_entry_bytes, max_total_bytes, max_classes;
     double max_ratio;
     uint64_t compressed;      /* 0: use raw_read */
+    struct image_limits image_lim;
     int src_failed;
     uint64_t raw_read;
 
@@ -133,6 +142,11 @@ struct ctx {
     z_stream z;
     int z_live, z_end;
     unsigned char *chunk, *zout;
+
+    /* visiting */
+    unsigned flags;
+    imageset_visit_fn fn;     /* NULL when profiling */
+    void *fn_ctx;
 };
 
 enum skip_reason {
@@ -228,6 +242,7 @@ const char *imageset_strerror(int code)
     case IMAGESET_ENOIMAGES: return "no readable images";
     case IMAGESET_EIDX: return "inconsistent IDX files";
     case IMAGESET_EARG: return "bad argument";
+    case IMAGESET_ESTOPPED: return "stopped by the caller";
     default: return "unknown error";
     }
 }
@@ -517,6 +532,8 @@ static int idx_feed(struct ctx *c, const unsigned char *p, size_t n)
                         "%s: IDX header says %llu bytes of data, over the %llu byte entry limit",
                         f->name, (unsigned long long)f->expected,
                         (unsigned long long)c->max_entry_bytes);
+        if (c->fn && !(f->data = malloc(f->expected ? (size_t)f->expected : 1)))
+            return oom(c);
         ip->state = IDX_DATA;
     }
     if (ip->state != IDX_DATA || n == 0)
@@ -530,6 +547,8 @@ static int idx_feed(struct ctx *c, const unsigned char *p, size_t n)
     if (ip->kind == 1)
         for (size_t i = 0; i < n; i++)
             f->hist[p[i]]++;
+    if (f->data)
+        memcpy(f->data + f->got, p, n);
     f->got += n;
     return 0;
 }
@@ -614,7 +633,7 @@ static int classify(struct ctx *c, int has_class)
 {
     int fmt = image_sniff(c->head, c->head_len);
     if (fmt != IMAGE_UNKNOWN) {
-        if (!has_class) {
+        if (!has_class && !(c->flags & IMAGESET_VISIT_FLAT)) {
             c->root_images++;
             c->mode = M_DRAIN;
             return skip(c, c->path, SK_ROOT);
@@ -662,27 +681,58 @@ static int feed(struct ctx *c, const unsigned char *p, size_t n, int has_class)
     }
 }
 
+/* Hand one image to the visitor; its refusal stops the walk. */
+static int deliver(struct ctx *c, const char *name, const char *cname,
+                   const struct image_pixels *px, const char *error, int format)
+{
+    struct imageset_item it = {name, cname, px, error, format};
+    if (c->fn(c->fn_ctx, &it) != 0)
+        return fail(c, IMAGESET_ESTOPPED, name, "%s: stopped by the caller", name);
+    return 0;
+}
+
+/* cname NULL: an image at the archive root (IMAGESET_VISIT_FLAT only). */
 static int finish_image(struct ctx *c, const char *cname, size_t clen)
 {
     struct image_info info;
+    struct image_pixels px = {0};
     char msg[256];
     c->folder_images_seen++;
-    int rc = image_probe(c->img, c->img_len, NULL, &info, msg, sizeof msg);
+    int rc = c->fn ? image_decode(c->img, c->img_len, &c->image_lim, &info, &px, msg, sizeof msg)
+                   : image_probe(c->img, c->img_len, &c->image_lim, &info, msg, sizeof msg);
     if (rc == IMAGE_ENOMEM)
         return oom(c);
+    char cbuf[IMAGESET_MAX_PATH + 1];
+    if (cname) {
+        memcpy(cbuf, cname, clen);
+        cbuf[clen] = '\0';
+    }
     if (rc != 0) {
+        utf8_sanitize(msg);
         if (namelist_add(&c->unreadable, c->path, msg) != 0)
             return oom(c);
-        return 0;
+        return c->fn ? deliver(c, c->path, cname ? cbuf : NULL, NULL, msg, info.format) : 0;
     }
-    struct cls *k = cls_get(c, cname, clen);
-    if (!k)
-        return c->err->code;
-    k->count++;
-    if (k->n_samples < IMAGESET_MAX_SAMPLES) {
-        if (!(k->samples[k->n_samples] = strdup(c->path)))
-            return oom(c);
-        k->n_samples++;
+    if (cname) {
+        struct cls *k = cls_get(c, cname, clen);
+        if (!k) {
+            image_pixels_free(&px);
+            return c->err->code;
+        }
+        k->count++;
+        if (k->n_samples < IMAGESET_MAX_SAMPLES) {
+            if (!(k->samples[k->n_samples] = strdup(c->path))) {
+                image_pixels_free(&px);
+                return oom(c);
+            }
+            k->n_samples++;
+        }
+    }
+    if (c->fn) {
+        rc = deliver(c, c->path, cname ? cbuf : NULL, &px, NULL, info.format);
+        image_pixels_free(&px);
+        if (rc)
+            return rc;
     }
     c->images++;
     if (info.channels >= 1 && info.channels <= 4)
@@ -725,6 +775,7 @@ static int finish_idx(struct ctx *c)
                     f->name, ip->kind == 3 ? "images" : "labels", slot->name);
     *slot = *f;
     slot->present = 1;
+    f->data = NULL;           /* the slot owns it now */
     return 0;
 }
 
@@ -734,6 +785,8 @@ static void end_entry(struct ctx *c)
         inflateEnd(&c->z);
         c->z_live = 0;
     }
+    if (c->ip)
+        free(c->ip->f.data);
     free(c->ip);
     c->ip = NULL;
 }
@@ -1045,6 +1098,20 @@ static int conclude(struct ctx *c, cJSON **out)
         if (c->idx_images.n == 0)
             return fail(c, IMAGESET_ENOIMAGES, c->idx_images.name,
                         "%s: the IDX files hold no images", c->idx_images.name);
+        if (c->fn) {
+            const struct idx_file *im = &c->idx_images;
+            struct image_pixels px = {NULL, (uint32_t)im->cols, (uint32_t)im->rows, 1};
+            size_t sz = (size_t)(im->rows * im->cols);
+            for (uint64_t i = 0; i < im->n; i++) {
+                char name[IMAGESET_MAX_PATH + 32], cname[8];
+                snprintf(name, sizeof name, "%s#%llu", im->name, (unsigned long long)i);
+                snprintf(cname, sizeof cname, "%d", c->idx_labels.data[i]);
+                px.data = im->data + i * sz;
+                int rc = deliver(c, name, cname, &px, NULL, IMAGE_UNKNOWN);
+                if (rc)
+                    return rc;
+            }
+        }
         *out = build_idx(c);
         return *out ? 0 : oom(c);
     }
@@ -1093,8 +1160,9 @@ static const char *format_name(struct archive *a)
     return NULL;
 }
 
-int imageset_profile(const struct imageset_source *src, const struct imageset_limits *lim,
-                     cJSON **out, struct imageset_error *err)
+static int walk(const struct imageset_source *src, const struct imageset_limits *lim,
+                unsigned flags, imageset_visit_fn fn, void *fn_ctx, cJSON **out,
+                struct imageset_error *err)
 {
     struct imageset_error dummy_err;
     if (!err)
@@ -1107,8 +1175,14 @@ int imageset_profile(const struct imageset_source *src, const struct imageset_li
     memset(&c, 0, sizeof c);
     c.err = err;
     c.src = src;
-    if (!src || !src->read || !out)
+    c.flags = flags;
+    c.fn = fn;
+    c.fn_ctx = fn_ctx;
+    cJSON *discard = NULL;
+    if (!src || !src->read || (!out && !fn))
         return fail(&c, IMAGESET_EARG, "", "no source or no output");
+    if (!out)
+        out = &discard;       /* visiting without a profile */
 
     struct imageset_limits L = lim ? *lim : (struct imageset_limits){0};
     c.max_entries = L.max_entries ? L.max_entries : IMAGESET_DEFAULT_MAX_ENTRIES;
@@ -1117,6 +1191,7 @@ int imageset_profile(const struct imageset_source *src, const struct imageset_li
     c.max_ratio = L.max_ratio > 0 ? L.max_ratio : IMAGESET_DEFAULT_MAX_RATIO;
     c.max_classes = L.max_classes ? L.max_classes : IMAGESET_DEFAULT_MAX_CLASSES;
     c.compressed = L.compressed_bytes;
+    c.image_lim = L.image;
     c.unreadable.cap = IMAGESET_MAX_UNREADABLE_NAMES;
     c.skipped.cap = IMAGESET_MAX_SKIPPED_NAMES;
 
@@ -1240,11 +1315,37 @@ out:
     free(c.img);
     free(c.chunk);
     free(c.zout);
+    free(c.idx_images.data);
+    free(c.idx_labels.data);
     if (rc && out && *out) {
         cJSON_Delete(*out);
         *out = NULL;
     }
+    cJSON_Delete(discard);
     return rc;
+}
+
+int imageset_profile(const struct imageset_source *src, const struct imageset_limits *lim,
+                     cJSON **out, struct imageset_error *err)
+{
+    return walk(src, lim, 0, NULL, NULL, out, err);
+}
+
+int imageset_visit(const struct imageset_source *src, const struct imageset_limits *lim,
+                   unsigned flags, imageset_visit_fn fn, void *ctx, cJSON **profile,
+                   struct imageset_error *err)
+{
+    if (!fn) {
+        struct imageset_error dummy;
+        struct imageset_error *e = err ? err : &dummy;
+        memset(e, 0, sizeof *e);
+        if (profile)
+            *profile = NULL;
+        e->code = IMAGESET_EARG;
+        snprintf(e->message, sizeof e->message, "no visitor");
+        return IMAGESET_EARG;
+    }
+    return walk(src, lim, flags, fn, ctx, profile, err);
 }
 
 /* --- over a file ------------------------------------------------------------ */
@@ -1272,8 +1373,9 @@ static int64_t file_seek(void *ctx, int64_t offset, int whence)
     return r < 0 ? -1 : (int64_t)r;
 }
 
-int imageset_profile_file(const char *path, const struct imageset_limits *lim,
-                          cJSON **out, struct imageset_error *err)
+static int walk_file(const char *path, const struct imageset_limits *lim, unsigned flags,
+                     imageset_visit_fn fn, void *fn_ctx, cJSON **out,
+                     struct imageset_error *err)
 {
     struct imageset_error dummy_err;
     if (!err)
@@ -1281,7 +1383,7 @@ int imageset_profile_file(const char *path, const struct imageset_limits *lim,
     memset(err, 0, sizeof *err);
     if (out)
         *out = NULL;
-    if (!path || !out) {
+    if (!path || (!out && !fn)) {
         err->code = IMAGESET_EARG;
         snprintf(err->message, sizeof err->message, "no path or no output");
         return IMAGESET_EARG;
@@ -1305,8 +1407,62 @@ int imageset_profile_file(const char *path, const struct imageset_limits *lim,
     if (!L.compressed_bytes && seekable)
         L.compressed_bytes = (uint64_t)st.st_size;
     struct imageset_source src = {f, file_read, seekable ? file_seek : NULL};
-    int rc = imageset_profile(&src, &L, out, err);
+    int rc = walk(&src, &L, flags, fn, fn_ctx, out, err);
     close(f->fd);
     free(f);
     return rc;
+}
+
+int imageset_profile_file(const char *path, const struct imageset_limits *lim,
+                          cJSON **out, struct imageset_error *err)
+{
+    return walk_file(path, lim, 0, NULL, NULL, out, err);
+}
+
+int imageset_visit_file(const char *path, const struct imageset_limits *lim, unsigned flags,
+                        imageset_visit_fn fn, void *ctx, cJSON **profile,
+                        struct imageset_error *err)
+{
+    if (!fn)
+        return imageset_visit(NULL, lim, flags, NULL, ctx, profile, err);
+    return walk_file(path, lim, flags, fn, ctx, profile, err);
+}
+
+/* --- over memory --------------------------------------------------------------- */
+
+struct mem_src {
+    const unsigned char *p;
+    size_t len, off;
+};
+
+static ssize_t mem_read(void *ctx, const void **buf)
+{
+    struct mem_src *m = ctx;
+    size_t n = m->len - m->off;
+    *buf = m->p + m->off;
+    m->off = m->len;
+    return (ssize_t)n;
+}
+
+static int64_t mem_seek(void *ctx, int64_t offset, int whence)
+{
+    struct mem_src *m = ctx;
+    int64_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (int64_t)m->off
+                 : whence == SEEK_END ? (int64_t)m->len : -1;
+    if (base < 0 || offset < -base || offset > (int64_t)m->len - base)
+        return -1;
+    m->off = (size_t)(base + offset);
+    return (int64_t)m->off;
+}
+
+int imageset_visit_buffer(const void *buf, size_t len, const struct imageset_limits *lim,
+                          unsigned flags, imageset_visit_fn fn, void *ctx, cJSON **profile,
+                          struct imageset_error *err)
+{
+    struct mem_src m = {buf, buf ? len : 0, 0};
+    struct imageset_source src = {&m, mem_read, mem_seek};
+    struct imageset_limits L = lim ? *lim : (struct imageset_limits){0};
+    if (!L.compressed_bytes)
+        L.compressed_bytes = len;
+    return imageset_visit(buf ? &src : NULL, &L, flags, fn, ctx, profile, err);
 }

@@ -80,6 +80,28 @@
  *            "rows": r, "cols": c, "gzip": true|false}     idx only
  *  }
  * For idx, sizes are rows x cols for every image and channels is {"1": n}.
+ *
+ * Visiting (imageset_visit*): the same single pass, with the same layout,
+ * safety rules, limits and skip rules, that also decodes every image
+ * (lib/image's image_decode: 8-bit grey or RGB) and hands it to a callback
+ * with its class, so that a trainer reads exactly the images, classes and
+ * order the profile describes:
+ *  - folders: each image in a class folder, in archive order, as its entry
+ *    ends, with class_name its folder's name; an image that does not
+ *    decode comes with pixels NULL and error the decoder's message (it is
+ *    counted as unreadable in the profile, as when profiling);
+ *  - idx: after the walk (once the layout is known to be idx), image i of
+ *    the IDX images file in file order, named "IMAGES_FILE#i", rows x cols
+ *    grey bytes, class_name its label in decimal. Both IDX files are held
+ *    in memory for this (each at most max_entry_bytes).
+ * The class names a visitor sees are exactly the profile's "classes"
+ * names. With IMAGESET_VISIT_FLAT, images at the archive root are not
+ * skipped but handed over with class_name NULL (for prediction: a flat
+ * archive of unlabelled images); they count as images (not in "classes")
+ * and make the layout "folders".
+ * A callback that returns non-zero stops the walk: IMAGESET_ESTOPPED. The
+ * walk may still fail after images were handed over (a damaged entry
+ * further on, a limit): the caller must then drop what it received.
  */
 #ifndef PODIUM_LIB_IMAGESET_H
 #define PODIUM_LIB_IMAGESET_H
@@ -88,6 +110,8 @@
 #include <sys/types.h>
 
 #include <cjson/cJSON.h>
+
+#include "lib/image.h"
 
 /* Where the archive's bytes come from: libarchive-style callbacks. */
 struct imageset_source {
@@ -120,6 +144,7 @@ struct imageset_limits {           /* zero = default */
                                       0: the source's size when it can seek, else the
                                       bytes read from it so far */
     uint64_t max_classes;          /* class folders, default 10000 */
+    struct image_limits image;     /* each image's decode (zero = lib/image's defaults) */
 };
 
 enum imageset_status {
@@ -133,6 +158,7 @@ enum imageset_status {
     IMAGESET_ENOIMAGES = -7,       /* nothing readable */
     IMAGESET_EIDX = -8,            /* inconsistent IDX files */
     IMAGESET_EARG = -9,            /* NULL source/out, or a file that cannot be opened */
+    IMAGESET_ESTOPPED = -10,       /* the visitor's callback returned non-zero */
 };
 
 struct imageset_error {
@@ -154,5 +180,37 @@ int imageset_profile_file(const char *path, const struct imageset_limits *lim,
 
 /* A static name for a status ("path escapes the archive", ...). */
 const char *imageset_strerror(int code);
+
+/* --- visiting ----------------------------------------------------------- */
+
+#define IMAGESET_VISIT_FLAT 1u     /* hand over images at the archive root too */
+
+/* One image of the walk. Every pointer is valid during the callback only. */
+struct imageset_item {
+    const char *name;              /* entry path (UTF-8, bad bytes as '?'), or IMAGES_FILE#i */
+    const char *class_name;        /* folder name or IDX label; NULL at the root (FLAT) */
+    const struct image_pixels *pixels;  /* NULL when the image is unreadable */
+    const char *error;             /* the decoder's message when unreadable, else NULL */
+    int format;                    /* enum image_format; IMAGE_UNKNOWN for IDX */
+};
+
+/* 0 to go on; non-zero stops the walk (IMAGESET_ESTOPPED). */
+typedef int (*imageset_visit_fn)(void *ctx, const struct imageset_item *item);
+
+/* Walk the archive, calling fn for every image as described above; runs
+ * on the caller's thread. *profile (when not NULL) gets the same profile
+ * imageset_profile gives (caller cJSON_Deletes; NULL on failure). Returns
+ * 0 or a negative status with err filled, as imageset_profile. */
+int imageset_visit(const struct imageset_source *src, const struct imageset_limits *lim,
+                   unsigned flags, imageset_visit_fn fn, void *ctx, cJSON **profile,
+                   struct imageset_error *err);
+/* The same over a file path (as imageset_profile_file) or over bytes in
+ * memory (seekable; compressed_bytes defaults to len). */
+int imageset_visit_file(const char *path, const struct imageset_limits *lim, unsigned flags,
+                        imageset_visit_fn fn, void *ctx, cJSON **profile,
+                        struct imageset_error *err);
+int imageset_visit_buffer(const void *buf, size_t len, const struct imageset_limits *lim,
+                          unsigned flags, imageset_visit_fn fn, void *ctx, cJSON **profile,
+                          struct imageset_error *err);
 
 #endif

@@ -68,7 +68,7 @@ int artifact_store(PGconn *db, const struct artifact_store *a, char *err, size_t
     const char *v[] = {a->trial_id, a->owner, model_s, sha_hex, a->oof_path ? oof_s : NULL,
                        a->metrics, a->score, a->score_std, a->fit_seconds,
                        a->predict_us_per_row, a->model_bytes, a->progress,
-                       a->learning_curve, a->stderr_tail};
+                       a->learning_curve, a->stderr_tail, a->details};
     res = PQexecParams(db,
                        "UPDATE trials SET state = 'succeeded', artifact_lo = $3::oid, "
                        "artifact_sha256 = $4::bytea, oof_lo = $5::oid, metrics = $6::jsonb, "
@@ -76,10 +76,11 @@ int artifact_store(PGconn *db, const struct artifact_store *a, char *err, size_t
                        "predict_us_per_row = $10::float8, model_bytes = $11::bigint, "
                        "progress = coalesce($12::jsonb, progress), "
                        "learning_curve = coalesce($13::jsonb, learning_curve), "
-                       "stderr_tail = $14, finished_at = now(), lease_expires_at = NULL "
+                       "stderr_tail = $14, details = $15::jsonb, finished_at = now(), "
+                       "lease_expires_at = NULL "
                        "WHERE id = $1::uuid AND lease_owner = $2 AND state = 'running' "
                        "RETURNING id",
-                       14, NULL, v, NULL, NULL, 0);
+                       15, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         db_error(db, err, errlen);

@@ -25,7 +25,7 @@ struct artifact_store {
     const char *oof_path;         /* may be NULL */
     /* text values for the trial row (NULL = SQL NULL) */
     const char *metrics, *score, *score_std, *fit_seconds, *predict_us_per_row,
-        *model_bytes, *progress, *learning_curve, *stderr_tail;
+        *model_bytes, *progress, *learning_curve, *stderr_tail, *details;
 };
 
 /* ARTIFACT_STORED, ARTIFACT_LEASE_LOST (nothing written), or a negative

@@ -25,11 +25,11 @@
     "extract(epoch from (coalesce(j.started_at, now()) + j.max_seconds * "               \
     "interval '1 second' - now()))::float8, "                                            \
     "d.kind, d.format, encode(b.sha256, 'hex'), b.lo, b.encoding, j.cancel_requested, "  \
-    "j.state, b.size"
+    "j.state, b.size, j.options::text"
 #define JOB_FROM                                                                         \
     "jobs j LEFT JOIN datasets d ON d.id = j.dataset_id "                                \
     "LEFT JOIN blobs b ON b.id = d.blob_id"
-#define N_JOB_COLS 17
+#define N_JOB_COLS 18
 
 static const char SQL_TAKEOVER[] =
     "UPDATE trials t SET lease_owner = $1, "
@@ -57,7 +57,8 @@ static const char SQL_LOCK_JOB[] =
     "ORDER BY j.created_at, j.id LIMIT 1 FOR UPDATE OF j SKIP LOCKED";
 
 static const char SQL_HISTORY[] =
-    "SELECT seq, family, params::text, state, score FROM trials WHERE job_id = $1 "
+    "SELECT seq, family, params::text, state, score, details::text FROM trials "
+    "WHERE job_id = $1 "
     "ORDER BY seq";
 
 static const char SQL_INSERT[] =
@@ -81,11 +82,12 @@ static const char SQL_FAIL_JOB[] =
  * no 'ensemble' trial yet gets one more trial, family 'ensemble', over its
  * top CLAIM_ENSEMBLE_K succeeded trials; SQL_COMPLETE leaves such a job
  * alone until that trial exists. Not past the job's hard end (budget plus
- * one trial timeout: the runner would kill it there anyway). */
+ * one trial timeout: the runner would kill it there anyway). Not for image
+ * jobs (options.nas): ensembles are over tabular out-of-fold predictions. */
 #define CLAIM_ENSEMBLE_K "10"
 #define CLAIM_ENSEMBLE_ROUNDS 50
 #define ENSEMBLE_WANTED                                                                  \
-    "(NOT j.cancel_requested "                                                           \
+    "(NOT j.cancel_requested AND NOT j.options ? 'nas' "                                \
     " AND (SELECT count(*) FROM trials t WHERE t.job_id = j.id AND t.state = 'succeeded' " \
     "      AND t.family <> 'ensemble' AND t.score IS NOT NULL "                          \
     "      AND t.artifact_lo IS NOT NULL AND t.oof_lo IS NOT NULL) >= 2 "                \
@@ -162,6 +164,7 @@ void claim_trial_free(struct claim_trial *t)
     free(t->kind);
     free(t->format);
     free(t->sha256_hex);
+    free(t->options);
     free(t);
 }
 
@@ -188,7 +191,8 @@ static int job_from_row(struct claim_trial *t, const PGresult *r, int J)
     t->lo = (unsigned)strtoul(PQgetvalue(r, 0, J + 12), NULL, 10);
     t->zstd = strcmp(PQgetvalue(r, 0, J + 13), "zstd") == 0;
     t->size = strtoll(PQgetvalue(r, 0, J + 16), NULL, 10);
-    if (!t->target || !t->task || !t->metric || !t->cv) return -1;
+    t->options = dup_val(r, 0, J + 17);
+    if (!t->target || !t->task || !t->metric || !t->cv || !t->options) return -1;
     return 0;
 }
 
@@ -425,7 +429,8 @@ static void on_history(void *ctx, PGresult *res)
     struct job_extra *x = &c->x;
     char err[256] = "";
     struct strategy st = {0};
-    cJSON *models = NULL, *state = NULL, *params = NULL, *saved = NULL, **hp = NULL;
+    cJSON *models = NULL, *state = NULL, *params = NULL, *saved = NULL, **hp = NULL, **hd = NULL;
+    cJSON *options = NULL;
     struct strategy_trial *hist = NULL;
     const char **names = NULL;
     char *params_text = NULL, *saved_text = NULL;
@@ -454,6 +459,9 @@ static void on_history(void *ctx, PGresult *res)
         return;
     }
     const struct strategy_ops *ops = strategy_find(x->strategy);
+    /* an image job's random search draws genotypes (nas.c) */
+    if (ops == &strategy_random && c->t->kind && strcmp(c->t->kind, "images") == 0)
+        ops = &strategy_nas_random;
     if (ops == NULL) {
         /* TODO(tpe, asha): until they exist, search randomly. */
         log_msg(LOG_WARN, "job %s: strategy %s is not built in yet; using random search",
@@ -466,7 +474,9 @@ static void on_history(void *ctx, PGresult *res)
     names = calloc((size_t)nm + 1, sizeof *names);
     hist = calloc((size_t)n + 1, sizeof *hist);
     hp = calloc((size_t)n + 1, sizeof *hp);
-    if (models == NULL || names == NULL || hist == NULL || hp == NULL) {
+    hd = calloc((size_t)n + 1, sizeof *hd);
+    options = cJSON_Parse(c->t->options ? c->t->options : "{}");
+    if (models == NULL || names == NULL || hist == NULL || hp == NULL || hd == NULL) {
         snprintf(err, sizeof err, "out of memory");
         goto oom;
     }
@@ -475,10 +485,7 @@ static void on_history(void *ctx, PGresult *res)
         const cJSON *m = cJSON_GetArrayItem(models, i);
         const char *name = cJSON_IsString(m) ? m->valuestring : "";
         /* only GPU slots free: propose among the job's GPU families */
-        if (c->only) {
-            const struct space_family *f = space_family_find(name);
-            if (f == NULL || !f->gpu) continue;
-        }
+        if (c->only && !space_family_uses_gpu(name)) continue;
         names[kept++] = name;
     }
     nm = kept;
@@ -493,19 +500,25 @@ static void on_history(void *ctx, PGresult *res)
         hist[nh].params = hp[nh];
         hist[nh].state = trial_state(PQgetvalue(res, i, 3));
         hist[nh].score = PQgetisnull(res, i, 4) ? 0 : strtod(PQgetvalue(res, i, 4), NULL);
+        hist[nh].details = hd[nh] = PQgetisnull(res, i, 5) ? NULL : cJSON_Parse(PQgetvalue(res, i, 5));
         nh++;
     }
     struct strategy_job sj = {
         .models = names, .n_models = (size_t)nm, .task = space_task_parse(c->t->task),
         .seed = (uint64_t)c->t->seed, .higher_is_better = x->higher_is_better,
-        .max_trials = x->max_trials,
+        .max_trials = x->max_trials, .options = options,
     };
     const char *family = NULL;
     if (strategy_new(&st, ops, &sj, state, err, sizeof err) < 0 ||
         strategy_next(&st, hist, nh, &family, &params, err, sizeof err) < 0) {
         strategy_free(&st);
-        for (int i = 0; i < n; i++) cJSON_Delete(hp[i]);
+        for (int i = 0; i < n; i++) {
+            cJSON_Delete(hp[i]);
+            cJSON_Delete(hd[i]);
+        }
         free(hp);
+        free(hd);
+        cJSON_Delete(options);
         free(hist);
         free(names);
         cJSON_Delete(models);
@@ -532,7 +545,10 @@ oom:
 out:
     strategy_free(&st);
     for (int i = 0; hp && i < n; i++) cJSON_Delete(hp[i]);
+    for (int i = 0; hd && i < n; i++) cJSON_Delete(hd[i]);
     free(hp);
+    free(hd);
+    cJSON_Delete(options);
     free(hist);
     free(names);
     cJSON_Delete(models);
@@ -595,19 +611,16 @@ static void on_takeover(void *ctx, PGresult *res)
     if (pgloop_query(c->pl, "BEGIN", 0, NULL, 0 | PGQ_FRONT, on_begun, c) < 0) done(c, NULL);
 }
 
-/* "{name,...}" of the families that can use a GPU ("{}" when none). */
+/* "{name,...}" of the families that can use a GPU. */
 static char *gpu_family_array(void)
 {
     size_t cap = 3, len = 0;
-    for (size_t i = 0; space_family_at(i); i++) cap += strlen(space_family_at(i)->name) + 1;
+    for (size_t i = 0; space_gpu_families[i]; i++) cap += strlen(space_gpu_families[i]) + 1;
     char *a = malloc(cap);
     if (a == NULL) return NULL;
     a[len++] = '{';
-    for (size_t i = 0; space_family_at(i); i++) {
-        const struct space_family *f = space_family_at(i);
-        if (!f->gpu) continue;
-        len += (size_t)snprintf(a + len, cap - len, "%s%s", len > 1 ? "," : "", f->name);
-    }
+    for (size_t i = 0; space_gpu_families[i]; i++)
+        len += (size_t)snprintf(a + len, cap - len, "%s%s", i ? "," : "", space_gpu_families[i]);
     snprintf(a + len, cap - len, "}");
     return a;
 }

@@ -58,6 +58,7 @@ struct claim_trial {
     unsigned lo;
     int zstd;
     long long size;          /* the uploaded bytes' */
+    char *options;           /* the job's options (JSON text, "{}" for most) */
     /* takeover of a trial that must not run again (job cancelled, over
      * budget): the state and reason to finish it with instead */
     const char *finish_state;

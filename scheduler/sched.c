@@ -50,7 +50,7 @@ struct trial {
     int work_rc;
     char work_err[512];
     struct artifact_store store;
-    char *store_vals[9];
+    char *store_vals[10];
     char *stderr_tail;
     unsigned store_tries;
     unsigned heartbeat_gen;
@@ -100,11 +100,16 @@ static void member_path(const struct trial *t, int i, int oof, char *out, size_t
              oof ? ".oof.csv" : "");
 }
 
+/* The trial's data set is an image archive. */
+static int is_images(const struct trial *t)
+{
+    return t->c->kind && strcmp(t->c->kind, "images") == 0;
+}
+
 /* The trial's family can train on a GPU (space.h). */
 static int wants_gpu(const struct trial *t)
 {
-    const struct space_family *f = t->c->family ? space_family_find(t->c->family) : NULL;
-    return f && f->gpu;
+    return space_family_uses_gpu(t->c->family);
 }
 
 static void remove_files(struct trial *t)
@@ -136,7 +141,7 @@ static void trial_drop(struct trial *t, int complete_job)
     claim_trial_free(t->c);
     cJSON_Delete(t->progress);
     cJSON_Delete(t->curve);
-    for (int i = 0; i < 9; i++) free(t->store_vals[i]);
+    for (int i = 0; i < 10; i++) free(t->store_vals[i]);
     free(t->stderr_tail);
     free(t->member_ids);
     free(t);
@@ -388,12 +393,13 @@ static int store_prepare(struct trial *t, const cJSON *result, char *why, size_t
     }
     v[6] = print(t->progress);
     v[7] = print(t->curve);
+    v[8] = print(cJSON_GetObjectItemCaseSensitive(result, "details"));
     t->store = (struct artifact_store){
         .trial_id = t->c->id, .owner = t->s->cfg.id, .model_path = t->artifact,
         .oof_path = t->oof[0] ? t->oof : NULL, .metrics = v[0], .score = v[1],
         .score_std = v[2], .fit_seconds = v[3], .predict_us_per_row = v[4],
         .model_bytes = v[5], .progress = v[6], .learning_curve = v[7],
-        .stderr_tail = t->stderr_tail,
+        .stderr_tail = t->stderr_tail, .details = v[8],
     };
     return v[0] && v[1] ? 0 : -1;
 }
@@ -480,7 +486,16 @@ static char *build_spec(struct trial *t)
     if (!cJSON_GetObjectItemCaseSensitive(cv, "seed"))
         cJSON_AddNumberToObject(cv, "seed", (double)c->seed);
     cJSON_AddStringToObject(spec, "data", t->data_path);
-    cJSON_AddStringToObject(spec, "target", c->target);
+    if (is_images(t)) {
+        /* the archive as uploaded; the size images become (jobs.options) */
+        cJSON *opts = cJSON_Parse(c->options ? c->options : "{}");
+        cJSON *image = cJSON_DetachItemFromObjectCaseSensitive(opts, "image");
+        cJSON_Delete(opts);
+        cJSON_AddStringToObject(spec, "kind", "images");
+        if (image) cJSON_AddItemToObject(spec, "image", image);
+    } else {
+        cJSON_AddStringToObject(spec, "target", c->target);
+    }
     cJSON_AddStringToObject(spec, "task", c->task);
     cJSON_AddStringToObject(spec, "metric", c->metric);
     cJSON_AddStringToObject(model, "family", c->family);
@@ -717,8 +732,8 @@ static void trial_start(struct sched *s, struct claim_trial *c)
         trial_finish(t, c->finish_state, c->finish_reason, NULL);
         return;
     }
-    if (c->kind == NULL || strcmp(c->kind, "tabular") != 0) {
-        trial_finish(t, "failed", "image data sets need the NAS trainer", NULL);
+    if (c->kind == NULL || (strcmp(c->kind, "tabular") != 0 && !is_images(t))) {
+        trial_finish(t, "failed", "the data set is of no kind a trainer knows", NULL);
         return;
     }
     if (cache_path(s->cfg.cache_dir, c->sha256_hex, t->data_path, sizeof t->data_path) < 0) {

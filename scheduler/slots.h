@@ -7,7 +7,7 @@
  * the GPUs it may use; otherwise every GPU the NVIDIA driver lists under
  * /proc/driver/nvidia/gpus. --gpus=none turns them off.
  *
- * Placement: a trial of a family that can use a GPU (space.h: gpu) takes a
+ * Placement: a trial of a family that can use a GPU (space_family_uses_gpu) takes a
  * free GPU slot, its child seeing only that GPU (CUDA_VISIBLE_DEVICES=<id>);
  * with no GPU slot free it runs in a CPU slot, seeing none
  * (CUDA_VISIBLE_DEVICES=""). Other families take CPU slots only, and never

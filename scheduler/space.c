@@ -82,14 +82,23 @@ static const struct space_param MLP[] = {
 static const struct space_family FAMILIES[] = {
     /* Fidelities: with successive halving's eta = 3, 20 -> 60 -> 180 -> 500
      * trees or rounds, and 15 -> 45 -> 135 -> 400 epochs. */
-    {"linear", SPACE_BOTH, LINEAR, N(LINEAR), NULL, 0, 0},
-    {"rf", SPACE_BOTH, FOREST, N(FOREST), "n_estimators", 20, 0},
-    {"extratrees", SPACE_BOTH, FOREST, N(FOREST), "n_estimators", 20, 0},
-    {"gbm", SPACE_BOTH, GBM, N(GBM), "n_estimators", 20, 0},
-    {"knn", SPACE_BOTH, KNN, N(KNN), NULL, 0, 0},
-    {"nb", SPACE_CLASSIFICATION, NB, N(NB), NULL, 0, 0},
-    {"mlp", SPACE_BOTH, MLP, N(MLP), "max_iter", 15, 0},
+    {"linear", SPACE_BOTH, LINEAR, N(LINEAR), NULL, 0},
+    {"rf", SPACE_BOTH, FOREST, N(FOREST), "n_estimators", 20},
+    {"extratrees", SPACE_BOTH, FOREST, N(FOREST), "n_estimators", 20},
+    {"gbm", SPACE_BOTH, GBM, N(GBM), "n_estimators", 20},
+    {"knn", SPACE_BOTH, KNN, N(KNN), NULL, 0},
+    {"nb", SPACE_CLASSIFICATION, NB, N(NB), NULL, 0},
+    {"mlp", SPACE_BOTH, MLP, N(MLP), "max_iter", 15},
 };
+
+const char *const space_gpu_families[] = {"cnn", "darts", NULL};
+
+int space_family_uses_gpu(const char *name)
+{
+    for (size_t i = 0; name && space_gpu_families[i]; i++)
+        if (strcmp(name, space_gpu_families[i]) == 0) return 1;
+    return 0;
+}
 
 const struct space_family *space_family_find(const char *name)
 {

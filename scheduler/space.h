@@ -50,10 +50,14 @@ struct space_family {
      * NULL for a family with none (it always trains at full fidelity). */
     const char *fidelity;
     double fidelity_min;
-    /* 1: the family can train on a GPU; its trials take a GPU slot when
-     * one is free (slots.h) and run on the CPU otherwise. */
-    int gpu;
 };
+
+/* The families that can train on a GPU: the CNN trainers of image jobs
+ * ("cnn", "darts"; their params are genotypes and training settings drawn
+ * by scheduler/nas.c, not from a space here). Their trials take a GPU slot
+ * when one is free (slots.h) and run on the CPU otherwise. NULL-ended. */
+extern const char *const space_gpu_families[];
+int space_family_uses_gpu(const char *name);
 
 /* A small deterministic generator (splitmix64). */
 struct space_rng { uint64_t s; };

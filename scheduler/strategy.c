@@ -138,7 +138,8 @@ const struct strategy_ops strategy_random = {
 const struct strategy_ops *strategy_find(const char *name)
 {
     static const struct strategy_ops *const all[] = {&strategy_random, &strategy_tpe,
-                                                     &strategy_asha};
+                                                     &strategy_asha, &strategy_evolution,
+                                                     &strategy_darts};
     for (size_t i = 0; name != NULL && i < sizeof all / sizeof all[0]; i++)
         if (strcmp(name, all[i]->name) == 0) return all[i];
     return NULL;

@@ -39,6 +39,7 @@ struct strategy_job {
     uint64_t seed;
     int higher_is_better;
     int max_trials;              /* the budget; 0 when unknown */
+    const cJSON *options;        /* the job's options (server/imagejobs.h); may be NULL */
 };
 
 struct strategy_trial {
@@ -47,6 +48,7 @@ struct strategy_trial {
     const cJSON *params;
     int state;                   /* enum strategy_trial_state */
     double score;                /* valid when state == ST_SUCCEEDED */
+    const cJSON *details;        /* what its result reported beyond metrics; may be NULL */
 };
 
 struct strategy_ops {
@@ -66,6 +68,11 @@ struct strategy_ops {
 extern const struct strategy_ops strategy_random;
 extern const struct strategy_ops strategy_tpe;
 extern const struct strategy_ops strategy_asha;
+/* Image jobs (nas.c): regularized evolution, DARTS, and random genotypes
+ * (what "random" means for a job with options.nas). */
+extern const struct strategy_ops strategy_evolution;
+extern const struct strategy_ops strategy_darts;
+extern const struct strategy_ops strategy_nas_random;
 
 /* The strategy called name ("random", "tpe", "asha"); NULL if not built in. */
 const struct strategy_ops *strategy_find(const char *name);

@@ -9,6 +9,20 @@
  * modelfile.h), so both give the same numbers. Rows come as CSV (a header
  * and rows, columns in any order) or as JSON ({"rows": [{column: value}]}).
  *
+ * An image model (trained on an image archive) takes instead one image
+ * (image/png, image/jpeg) or an archive of images (application/zip,
+ * application/x-tar, application/gzip for tar.gz; class folders or flat),
+ * within the same body limit as any body, and answers
+ * {"classes": [...], "predictions": [{"name", "class", "probabilities":
+ * {class: p}, "resized"} | {"name", "error"}]} in archive order (or CSV
+ * with Accept: text/csv: name, prediction, proba_<class>..., error). The
+ * images go through trainers/imagedata (the same code as podium-predict)
+ * under tighter archive limits than an upload, since a request is served
+ * in memory on an HTTP worker. Rows sent to an image model, or images to
+ * a table model, are 415 with what the model takes; an archive imageset
+ * refuses (unsafe path, zip bomb, damage) or a single image that does not
+ * decode is 422.
+ *
  * Threads: any HTTP worker. The cache is guarded by a mutex; a cached model
  * is shared read-only between requests and freed when its last user is done.
  */
@@ -23,10 +37,19 @@
 #include "lib/blob.h"
 #include "lib/csv.h"
 #include "lib/log.h"
+#include "trainers/imagedata.h"
 #include "trainers/modelfile.h"
 
 #define PREDICT_CACHE 8
 #define MAX_MODEL_BYTES ((size_t)1 << 30)
+
+/* Images in one request (the body is at most max_body_bytes anyway). */
+#define PREDICT_MAX_IMAGES 10000
+#define PREDICT_MAX_ENTRIES 20000
+#define PREDICT_MAX_ENTRY_BYTES ((uint64_t)32 << 20)
+#define PREDICT_MAX_TOTAL_BYTES ((uint64_t)256 << 20)
+#define PREDICT_MAX_PIXELS ((uint64_t)16 << 20)          /* 16 megapixels an image */
+#define PREDICT_MAX_DECODER_BYTES ((uint64_t)128 << 20)
 
 struct cached {
     char id[40];
@@ -279,6 +302,137 @@ static int answer(struct http_req *r, const struct modelfile *m, const double *o
     return http_respond_json(r, 200, o);
 }
 
+/* ---- image models ------------------------------------------------------- */
+
+static int is_image_type(const char *ct)
+{
+    static const char *const types[] = {"image/png", "image/jpeg", "application/zip",
+                                        "application/x-tar", "application/gzip",
+                                        "application/x-gzip", NULL};
+    for (int i = 0; ct && types[i]; i++) {
+        size_t n = strlen(types[i]);
+        if (strncasecmp(ct, types[i], n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '))
+            return 1;
+    }
+    return 0;
+}
+
+#define IMAGE_TYPES "image/png, image/jpeg, application/zip, application/x-tar or application/gzip"
+
+struct img_answer {
+    const struct modelfile *m;
+    int csv;
+    cJSON *preds;            /* JSON */
+    FILE *f;                 /* CSV */
+};
+
+static int on_image(void *ctx, const struct imagedata_pred *p)
+{
+    struct img_answer *a = ctx;
+    const struct schema *s = &a->m->schema;
+    if (a->csv) {
+        fputc('"', a->f);
+        for (const char *q = p->name; *q; q++) {
+            if (*q == '"') fputc('"', a->f);
+            fputc(*q, a->f);
+        }
+        fputc('"', a->f);
+        if (p->error) {
+            for (int k = 0; k <= s->n_classes; k++) fputc(',', a->f);
+            fputs(",\"", a->f);
+            for (const char *q = p->error; *q; q++) {
+                if (*q == '"') fputc('"', a->f);
+                fputc(*q, a->f);
+            }
+            fputs("\"\n", a->f);
+        } else {
+            fprintf(a->f, ",\"%s\"", s->classes[p->cls]);
+            for (int k = 0; k < s->n_classes; k++) fprintf(a->f, ",%.17g", p->proba[k]);
+            fputs(",\n", a->f);
+        }
+        return ferror(a->f) ? -1 : 0;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (o == NULL) return -1;
+    cJSON_AddItemToArray(a->preds, o);
+    cJSON_AddStringToObject(o, "name", p->name);
+    if (p->error) {
+        cJSON_AddStringToObject(o, "error", p->error);
+        return 0;
+    }
+    cJSON_AddStringToObject(o, "class", s->classes[p->cls]);
+    cJSON *pr = cJSON_AddObjectToObject(o, "probabilities");
+    for (int k = 0; pr && k < s->n_classes; k++) cJSON_AddNumberToObject(pr, s->classes[k], p->proba[k]);
+    cJSON_AddBoolToObject(o, "resized", p->resized != 0);
+    return pr ? 0 : -1;
+}
+
+static int predict_images(struct http_req *r, const char *id, const struct modelfile *m)
+{
+    struct imagedata_predict_opts po;
+    memset(&po, 0, sizeof po);
+    po.limits.max_entries = PREDICT_MAX_ENTRIES;
+    po.limits.max_entry_bytes = PREDICT_MAX_ENTRY_BYTES;
+    po.limits.max_total_bytes = PREDICT_MAX_TOTAL_BYTES;
+    po.image.max_pixels = PREDICT_MAX_PIXELS;
+    po.image.max_decoder_bytes = PREDICT_MAX_DECODER_BYTES;
+    po.max_images = PREDICT_MAX_IMAGES;
+    po.threads = 1;
+    const char *accept = http_header(r, "Accept");
+    struct img_answer a = {m, accept && strstr(accept, "text/csv") != NULL, NULL, NULL};
+    char *buf = NULL;
+    size_t len = 0;
+    cJSON *o = NULL;
+    if (a.csv) {
+        if ((a.f = open_memstream(&buf, &len)) == NULL)
+            return http_problem(r, 500, "internal", "Internal error", NULL, "out of memory");
+        fputs("name,prediction", a.f);
+        for (int k = 0; k < m->schema.n_classes; k++) {
+            fputs(",\"proba_", a.f);
+            for (const char *q = m->schema.classes[k]; *q; q++) {
+                if (*q == '"') fputc('"', a.f);
+                fputc(*q, a.f);
+            }
+            fputc('"', a.f);
+        }
+        fputs(",error\n", a.f);
+    } else {
+        o = cJSON_CreateObject();
+        cJSON *cl = o ? cJSON_AddArrayToObject(o, "classes") : NULL;
+        for (int k = 0; cl && k < m->schema.n_classes; k++)
+            cJSON_AddItemToArray(cl, cJSON_CreateString(m->schema.classes[k]));
+        a.preds = o ? cJSON_AddArrayToObject(o, "predictions") : NULL;
+        if (a.preds == NULL) {
+            cJSON_Delete(o);
+            return http_problem(r, 500, "internal", "Internal error", NULL, "out of memory");
+        }
+    }
+    char err[1024];
+    int rc = imagedata_predict_buffer(m, r->body, r->body_len, "image", &po, on_image, &a, err,
+                                      sizeof err);
+    if (a.f) fclose(a.f);
+    if (rc != 0) {
+        free(buf);
+        cJSON_Delete(o);
+        switch (rc) {
+        case IMAGEDATA_EIMAGE:
+            return http_problem(r, 422, "invalid-image", "Unprocessable content", NULL, "%s", err);
+        case IMAGEDATA_EARCHIVE:
+            return http_problem(r, 422, "invalid-archive", "Unprocessable content", NULL,
+                                "%s (the model takes one PNG or JPEG image, or a zip, tar or tar.gz "
+                                "archive of them)", err);
+        case IMAGEDATA_ELIMIT:
+            return http_problem(r, 422, "too-many-images", "Unprocessable content", NULL, "%s", err);
+        default:
+            log_msg(LOG_ERROR, "predict %s: %s", id, err);
+            return http_problem(r, 500, "internal", "Internal error", NULL,
+                                "prediction failed (request id %s)", r->request_id);
+        }
+    }
+    if (a.csv) return http_respond_bytes(r, 200, "text/csv", buf, len, NULL);
+    return http_respond_json(r, 200, o);
+}
+
 int models_predict(struct http_req *r)
 {
     const char *id = http_param(r, "model_id");
@@ -287,17 +441,38 @@ int models_predict(struct http_req *r)
     const char *ct = http_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
     int is_csv = ct && (strncasecmp(ct, "text/csv", 8) == 0);
     int is_json = ct && (strncasecmp(ct, "application/json", 16) == 0);
-    if (!is_csv && !is_json)
+    int is_image = is_image_type(ct);
+    if (!is_csv && !is_json && !is_image)
         return http_problem(r, 415, "unsupported-media-type", "Unsupported media type", NULL,
-                            "send rows as text/csv or as application/json {\"rows\": [...]}");
+                            "send rows as text/csv or as application/json {\"rows\": [...]}, or "
+                            "for an image model images as " IMAGE_TYPES);
     if (r->body_len == 0)
-        return http_problem(r, 400, "empty-body", "Empty body", NULL, "send the rows to predict");
+        return http_problem(r, 400, "empty-body", "Empty body", NULL,
+                            is_image ? "send the images to predict" : "send the rows to predict");
     if (http_db(r) == NULL) return http_problem_db_unavailable(r, "model");
 
     int ret;
     struct cached *c = lookup(id);
     if (c == NULL && (c = load(r, id, &ret)) == NULL) return ret;
     const struct modelfile *m = &c->m;
+    if (imagedata_is_image_model(m) != is_image) {
+        ret = is_image
+            ? http_problem(r, 415, "unsupported-media-type", "Unsupported media type", NULL,
+                           "the model was trained on a table: send rows as text/csv or as "
+                           "application/json {\"rows\": [...]}, not images")
+            : http_problem(r, 415, "unsupported-media-type", "Unsupported media type", NULL,
+                           "the model was trained on images (%ux%u, %d channel%s): send one image "
+                           "or an archive of them as " IMAGE_TYPES,
+                           m->schema.image_width, m->schema.image_height, m->schema.image_channels,
+                           m->schema.image_channels == 1 ? "" : "s");
+        release(c);
+        return ret;
+    }
+    if (is_image) {
+        ret = predict_images(r, id, m);
+        release(c);
+        return ret;
+    }
 
     char err[512];
     char *csv = NULL;

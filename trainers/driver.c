@@ -8,6 +8,12 @@
  * {prep_fit on the training rows, fit, predict the held-out rows, fold
  * metrics} -> aggregate -> final prep + fit on every row -> model file and
  * OOF file under temporary names -> rename both -> result event.
+ *
+ * Image data (spec kind "images"): the archive is loaded by
+ * trainers/imagedata into one float row of pixels per image, and the
+ * schema is an image schema (schema.h) with one numeric column per pixel
+ * value; from there the flow is the same (frame, prep, folds, families,
+ * metrics, OOF, model file), the frame being built from the pixel rows.
  */
 #include "trainers/driver.h"
 
@@ -24,6 +30,7 @@
 #include "lib/csv.h"
 #include "lib/log.h"
 #include "trainers/cv.h"
+#include "trainers/imagedata.h"
 #include "trainers/metrics.h"
 #include "trainers/preprocess.h"
 #include "trainers/schema.h"
@@ -118,21 +125,62 @@ int driver_spec_parse(const cJSON *json, struct driver_spec *out,
         return set_err(e, DRIVER_EBADSPEC, NULL, "the spec must be a JSON object");
 
     static const char *const known[] = {"data", "target", "task", "model", "cv",
-                                        "metric", "threads", "artifact", NULL};
+                                        "metric", "threads", "artifact", "kind",
+                                        "image", NULL};
     for (const cJSON *it = json->child; it; it = it->next) {
         int ok = 0;
         for (int i = 0; known[i]; i++) ok |= it->string && strcmp(it->string, known[i]) == 0;
         if (!ok) log_msg(LOG_WARN, "spec: ignoring unknown member '%s'", it->string ? it->string : "");
     }
 
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(json, "data");
-    if (it == NULL) return set_err(e, DRIVER_EBADSPEC, "data", "data: is required (a CSV file path)");
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(json, "kind");
+    if (it != NULL && !cJSON_IsNull(it)) {
+        const char *k = cJSON_IsString(it) ? it->valuestring : "";
+        if (strcmp(k, "images") == 0) out->kind = DRIVER_DATA_IMAGES;
+        else if (strcmp(k, "table") == 0) out->kind = DRIVER_DATA_TABLE;
+        else return set_err(e, DRIVER_EBADSPEC, "kind", "kind: must be \"table\" or \"images\"");
+    }
+    it = cJSON_GetObjectItemCaseSensitive(json, "data");
+    if (it == NULL)
+        return set_err(e, DRIVER_EBADSPEC, "data", out->kind == DRIVER_DATA_IMAGES
+                       ? "data: is required (an image archive path)" : "data: is required (a CSV file path)");
     if ((out->data = dup_string(it)) == NULL)
         return set_err(e, DRIVER_EBADSPEC, "data", "data: must be a non-empty string");
+    it = cJSON_GetObjectItemCaseSensitive(json, "image");
+    if (it != NULL && !cJSON_IsNull(it)) {
+        if (out->kind != DRIVER_DATA_IMAGES)
+            return set_err(e, DRIVER_EBADSPEC, "image", "image: only for kind \"images\"");
+        if (!cJSON_IsObject(it))
+            return set_err(e, DRIVER_EBADSPEC, "image", "image: must be an object {height, width, channels}");
+        for (const cJSON *m = it->child; m; m = m->next) {
+            double v;
+            char f[96];
+            snprintf(f, sizeof f, "image.%.80s", m->string);
+            if (strcmp(m->string, "channels") == 0) {
+                if (!cJSON_IsNumber(m) || (m->valuedouble != 1 && m->valuedouble != 3))
+                    return set_err(e, DRIVER_EBADSPEC, f, "%s: must be 1 or 3", f);
+                out->image_channels = (int)m->valuedouble;
+            } else if (strcmp(m->string, "height") == 0 || strcmp(m->string, "width") == 0) {
+                if (get_int(m, 1, SCHEMA_MAX_IMAGE_SIDE, &v) < 0)
+                    return set_err(e, DRIVER_EBADSPEC, f, "%s: must be an integer from 1 to %u", f,
+                                   SCHEMA_MAX_IMAGE_SIDE);
+                if (m->string[0] == 'h') out->image_height = (unsigned)v;
+                else out->image_width = (unsigned)v;
+            } else {
+                return set_err(e, DRIVER_EBADSPEC, f, "%s: unknown member (expected height, width, channels)", f);
+            }
+        }
+    }
     it = cJSON_GetObjectItemCaseSensitive(json, "target");
-    if (it == NULL) return set_err(e, DRIVER_EBADSPEC, "target", "target: is required (a column name)");
-    if ((out->target = dup_string(it)) == NULL)
-        return set_err(e, DRIVER_EBADSPEC, "target", "target: must be a non-empty string");
+    if (out->kind == DRIVER_DATA_IMAGES) {
+        /* the class is the folder name or the IDX label */
+        if (it != NULL && !cJSON_IsNull(it))
+            log_msg(LOG_WARN, "spec: ignoring target for image data (the class is the folder or IDX label)");
+    } else {
+        if (it == NULL) return set_err(e, DRIVER_EBADSPEC, "target", "target: is required (a column name)");
+        if ((out->target = dup_string(it)) == NULL)
+            return set_err(e, DRIVER_EBADSPEC, "target", "target: must be a non-empty string");
+    }
 
     if ((it = cJSON_GetObjectItemCaseSensitive(json, "task")) != NULL) {
         const char *t = cJSON_IsString(it) ? it->valuestring : "";
@@ -141,6 +189,8 @@ int driver_spec_parse(const cJSON *json, struct driver_spec *out,
         else if (strcmp(t, "regression") == 0) out->task = PD_TASK_REGRESSION;
         else return set_err(e, DRIVER_EBADSPEC, "task",
                             "task: must be \"auto\", \"classification\" or \"regression\"");
+        if (out->kind == DRIVER_DATA_IMAGES && out->task == PD_TASK_REGRESSION)
+            return set_err(e, DRIVER_EBADSPEC, "task", "task: image data is for classification only");
     }
 
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(json, "model");
@@ -257,6 +307,7 @@ struct run {
     size_t *rows;       /* the table rows with a target */
     size_t n;           /* count of rows */
     double *y;          /* y_all[rows[i]] */
+    uint64_t unreadable;/* images: left out because they do not decode */
     int early_stopping; /* params ask for a validation set */
     /* progress */
     const char *stage;
@@ -430,24 +481,57 @@ static int predict_on(struct run *r, const struct prep *prep, const void *model,
     return DRIVER_OK;
 }
 
-static int load_data(struct run *r)
+/* The archive's images as a frame of pixel columns, their classes as y. */
+static int load_images(struct run *r)
 {
     const struct driver_spec *s = r->spec;
-    struct csv_error ce;
-    memset(&ce, 0, sizeof ce);
-    struct csv_opts co = {0};
-    if (csv_table_load_file(s->data, &co, &r->table, &ce) != 0) {
-        r->e->line = ce.line;
-        return set_err(r->e, DRIVER_EBADDATA, "data", "%s: %s", s->data, ce.message);
+    struct imagedata d;
+    struct imagedata_opts o = {
+        .channels = s->image_channels, .height = s->image_height, .width = s->image_width,
+        .flags = IMAGEDATA_FEATURES, .max_bytes = DRIVER_IMAGE_MAX_BYTES,
+    };
+    char msg[768];
+    int rc = imagedata_load_file(s->data, &o, &d, msg, sizeof msg);
+    if (rc == IMAGEDATA_ENOMEM) return set_err(r->e, DRIVER_EINTERNAL, NULL, "%s", msg);
+    if (rc != 0) return set_err(r->e, DRIVER_EBADDATA, "data", "%s: %.600s", s->data, msg);
+    int status = DRIVER_OK;
+    if (schema_init_images(&r->schema, (const char *const *)d.classes, d.n_classes, d.channels,
+                           d.height, d.width, msg, sizeof msg) < 0) {
+        status = set_err(r->e, DRIVER_EBADDATA, "image", "%s", msg);
+        goto out;
     }
+    if (imagedata_frame(d.x, d.dim, NULL, d.n, &r->frame) < 0) {
+        status = set_err(r->e, DRIVER_EINTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    free(d.x);                   /* the frame holds the pixels from here on */
+    d.x = NULL;
+    r->y_all = malloc((d.n + 1) * sizeof *r->y_all);
+    r->rows = malloc((d.n + 1) * sizeof *r->rows);
+    r->y = malloc((d.n + 1) * sizeof *r->y);
+    if (r->y_all == NULL || r->rows == NULL || r->y == NULL) {
+        status = set_err(r->e, DRIVER_EINTERNAL, NULL, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < d.n; i++) {
+        r->y_all[i] = r->y[i] = d.label[i];
+        r->rows[i] = i;
+    }
+    r->n = d.n;
+    r->unreadable = d.unreadable;
+    if (d.unreadable)
+        log_msg(LOG_WARN, "%llu images that do not decode are left out",
+                (unsigned long long)d.unreadable);
+out:
+    imagedata_free(&d);
+    return status;
+}
+
+/* Family, metric and params against the task; early stopping. */
+static int check_model(struct run *r)
+{
+    const struct driver_spec *s = r->spec;
     char msg[512];
-    if (csv_table_column(&r->table, s->target) < 0)
-        return set_err(r->e, DRIVER_EBADDATA, "target", "target: the data has no column named '%.128s'",
-                       s->target);
-    if (schema_infer(&r->table, s->target, s->task, &r->schema, msg, sizeof msg) < 0)
-        return set_err(r->e, DRIVER_EBADDATA, "target", "%s", msg);
-    r->task.kind = r->schema.task;
-    r->task.n_classes = r->schema.n_classes;
     const struct pd_family *fam = s->family;
     if ((r->task.kind == PD_TASK_CLASSIFICATION && !fam->supports_classification) ||
         (r->task.kind == PD_TASK_REGRESSION && !fam->supports_regression))
@@ -467,6 +551,36 @@ static int load_data(struct run *r)
     const cJSON *es = cJSON_GetObjectItemCaseSensitive(pj, "early_stopping_rounds");
     r->early_stopping = cJSON_IsNumber(es) && es->valuedouble > 0;
     cJSON_Delete(pj);
+    return DRIVER_OK;
+}
+
+static int load_data(struct run *r)
+{
+    const struct driver_spec *s = r->spec;
+    int status;
+    if (s->kind == DRIVER_DATA_IMAGES) {
+        /* the archive first: a bad archive is reported before bad params */
+        if ((status = load_images(r)) != DRIVER_OK) return status;
+        r->task.kind = PD_TASK_CLASSIFICATION;
+        r->task.n_classes = r->schema.n_classes;
+        return check_model(r);
+    }
+    struct csv_error ce;
+    memset(&ce, 0, sizeof ce);
+    struct csv_opts co = {0};
+    if (csv_table_load_file(s->data, &co, &r->table, &ce) != 0) {
+        r->e->line = ce.line;
+        return set_err(r->e, DRIVER_EBADDATA, "data", "%s: %s", s->data, ce.message);
+    }
+    char msg[512];
+    if (csv_table_column(&r->table, s->target) < 0)
+        return set_err(r->e, DRIVER_EBADDATA, "target", "target: the data has no column named '%.128s'",
+                       s->target);
+    if (schema_infer(&r->table, s->target, s->task, &r->schema, msg, sizeof msg) < 0)
+        return set_err(r->e, DRIVER_EBADDATA, "target", "%s", msg);
+    r->task.kind = r->schema.task;
+    r->task.n_classes = r->schema.n_classes;
+    if ((status = check_model(r)) != DRIVER_OK) return status;
 
     size_t nr = r->table.n_rows;
     r->y_all = malloc((nr + 1) * sizeof *r->y_all);
@@ -486,6 +600,20 @@ static int load_data(struct run *r)
     if (schema_frame_build(&r->schema, &r->table, &r->frame, msg, sizeof msg) < 0)
         return set_err(r->e, DRIVER_EBADDATA, "data", "%s", msg);
     return DRIVER_OK;
+}
+
+/* "input": "images", "image": {height, width, channels}, "unreadable": k */
+static void add_image_info(const struct run *r, cJSON *ev)
+{
+    if (ev == NULL) return;
+    cJSON_AddStringToObject(ev, "input", "images");
+    cJSON *im = cJSON_AddObjectToObject(ev, "image");
+    if (im) {
+        cJSON_AddNumberToObject(im, "height", r->schema.image_height);
+        cJSON_AddNumberToObject(im, "width", r->schema.image_width);
+        cJSON_AddNumberToObject(im, "channels", r->schema.image_channels);
+    }
+    cJSON_AddNumberToObject(ev, "unreadable", (double)r->unreadable);
 }
 
 static double mean_of(const double *v, int k)
@@ -637,6 +765,7 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
     int K = r->task.kind == PD_TASK_CLASSIFICATION ? r->task.n_classes : 1;
     int n_eval = spec->folds > 0 ? spec->folds : 1;
     int primary = spec->metric >= 0 ? spec->metric
+                : spec->kind == DRIVER_DATA_IMAGES ? PD_METRIC_ACCURACY
                 : r->task.kind == PD_TASK_CLASSIFICATION ? PD_METRIC_LOG_LOSS : PD_METRIC_RMSE;
     char msg[512];
     fold = malloc((n + 1) * sizeof *fold);
@@ -663,6 +792,7 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
     cJSON_AddStringToObject(ev, "family", fam->name);
     cJSON_AddNumberToObject(ev, "n_rows", (double)n);
     cJSON_AddNumberToObject(ev, "folds", n_eval);
+    if (spec->kind == DRIVER_DATA_IMAGES) add_image_info(r, ev);
     emit(r, ev);
 
     double cv_fit_seconds = 0;
@@ -777,6 +907,8 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
     else cJSON_AddNumberToObject(cvj, "holdout", spec->holdout);
     cJSON_AddNumberToObject(cvj, "seed", (double)spec->seed);
     cJSON_AddNumberToObject(header, "fit_seconds", fit_seconds);
+    if (spec->kind == DRIVER_DATA_IMAGES)
+        cJSON_AddNumberToObject(header, "unreadable_images", (double)r->unreadable);
     if (modelfile_encode(header, prep, fam, model, &file) != 0) {
         status = set_err(e, DRIVER_EINTERNAL, NULL, "cannot serialize the model");
         goto out;
@@ -828,6 +960,7 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
         cJSON_AddStringToObject(d, "reason", schema_type_name(r->schema.cols[c].type));
         cJSON_AddItemToArray(dropped, d);
     }
+    if (spec->kind == DRIVER_DATA_IMAGES) add_image_info(r, result);
     cJSON_AddNumberToObject(result, "folds", n_eval);
     cJSON_AddNumberToObject(result, "fit_seconds", fit_seconds);
     cJSON_AddNumberToObject(result, "cv_fit_seconds", cv_fit_seconds);

@@ -5,15 +5,27 @@
  * training path in-process.
  *
  * The spec (JSON object):
- *   data      string, required    CSV file (relative to the working folder)
- *   target    string, required    target column name
+ *   kind      "table" | "images"                                     "table"
+ *   data      string, required    CSV file, or for images an archive (zip,
+ *                                 tar, tar.gz: class folders or an IDX pair,
+ *                                 lib/imageset.h), relative to the working folder
+ *   target    string, required    target column name (tables only; ignored
+ *                                 with a warning for images: the class is the
+ *                                 folder name or the IDX label)
+ *   image     {"height": 1..4096, "width": 1..4096, "channels": 1|3}
+ *             images only; what every image is converted to
+ *             (trainers/imagedata.h); a member left out takes its default:
+ *             the archive's most common size, 1 channel when every image
+ *             is grey, else 3. At most DRIVER_IMAGE_MAX_BYTES of pixel
+ *             floats in all (bad_data naming the numbers past it).
  *   task      "auto" | "classification" | "regression"            "auto"
  *   model     {"family": name, "params": {...} | null}, required
  *   cv        {"folds": 2..1000, "seed": n} | {"holdout": (0,1), "seed": n}
  *                                                   {"folds": 5, "seed": 0}
  *   metric    primary metric: accuracy, balanced_accuracy, logloss
  *             (or log_loss), roc_auc, f1_macro | rmse, mae, r2;
- *             default logloss (classification), rmse (regression)
+ *             default logloss (classification), rmse (regression),
+ *             accuracy (images; task is always classification)
  *   threads   1..256                                                 1
  *   artifact  model file path; the out-of-fold predictions go to
  *             ARTIFACT.oof.csv. Without it nothing is written. Its folder
@@ -24,7 +36,9 @@
  * ignored with a warning on stderr (a scheduler may add its own).
  *
  * Events (one JSON object each, through driver_opts.emit):
- *   {"event":"start", "task", "family", "n_rows", "folds"}
+ *   {"event":"start", "task", "family", "n_rows", "folds"}  (images add
+ *    "input":"images", "image":{height,width,channels}, "unreadable": k,
+ *    as does the result event; n_rows counts the readable images)
  *   {"event":"fold","fold":i,"folds":k}
  *   {"event":"iteration","stage":"cv"|"final","fold":i,"iteration","total",
  *    "metric","value"}  (at most one per progress_interval seconds, plus
@@ -77,9 +91,21 @@ struct driver_error {
 /* {"event":"error","kind":...,"field":...,"message":...}; caller deletes. */
 cJSON *driver_error_event(const struct driver_error *e);
 
+enum driver_data_kind {
+    DRIVER_DATA_TABLE = 0,
+    DRIVER_DATA_IMAGES = 1,
+};
+
+/* The pixel floats an image data set may take (the frame of pixel columns
+ * holds them again as doubles during training: 3x this in all). */
+#define DRIVER_IMAGE_MAX_BYTES ((uint64_t)1 << 30)
+
 struct driver_spec {
+    int kind;                        /* enum driver_data_kind */
     char *data;
-    char *target;
+    char *target;                    /* NULL for images */
+    int image_channels;              /* images: 0 = default */
+    unsigned image_height, image_width;
     int task;                        /* SCHEMA_TASK_AUTO or enum pd_task_kind */
     const struct pd_family *family;
     cJSON *params;                   /* copy of model.params; NULL = defaults */

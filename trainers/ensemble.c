@@ -24,6 +24,7 @@
 
 #include "lib/csv.h"
 #include "lib/log.h"
+#include "trainers/imagedata.h"
 #include "trainers/metrics.h"
 #include "trainers/preprocess.h"
 
@@ -469,6 +470,13 @@ static void oof_free(struct oof *o)
 static int parse_size(const char *s, double lo, double hi, double *v)
 {
     return schema_parse_number(s, v) == 0 && *v >= lo && *v <= hi && *v == floor(*v) ? 0 : -1;
+}
+
+static int count_image(void *ctx, const struct imagedata_pred *p)
+{
+    (void)p;
+    (*(size_t *)ctx)++;
+    return 0;
 }
 
 /* Read an OOF file against the ensemble's schema: the columns must be
@@ -921,27 +929,40 @@ int ensemble_run(const cJSON *spec, const struct driver_opts *o, struct driver_e
             status = set_err(e, DRIVER_EINTERNAL, NULL, "the ensemble model does not decode: %s", msg);
             goto out;
         }
-        if (csv_table_load_file(data, &co, &t, &ce) != 0) {
-            modelfile_free(&m);
-            status = set_err(e, DRIVER_EBADDATA, "data", "data: %s: %s", data, ce.message);
-            goto out;
-        }
-        int rc = schema_frame_build(&m.schema, &t, &fr, msg, sizeof msg);
-        double *pr = rc == 0 ? malloc((t.n_rows * (size_t)K + 1) * sizeof *pr) : NULL;
-        if (rc == 0 && pr) {
+        if (imagedata_is_image_model(&m)) {
+            /* image members: time the archive's images instead of CSV rows */
+            size_t count = 0;
             double tp = now_s();
-            rc = modelfile_predict(&m, &fr, threads, pr, msg, sizeof msg);
-            if (rc == 0 && t.n_rows > 0) predict_us = (now_s() - tp) * 1e6 / (double)t.n_rows;
-        } else if (rc == 0) {
-            rc = PD_ENOMEM;
-        }
-        free(pr);
-        if (rc == 0) schema_frame_free(&fr);
-        csv_table_free(&t);
-        modelfile_free(&m);
-        if (rc != 0) {
-            status = set_err(e, DRIVER_EBADDATA, "data", "data: the ensemble cannot predict it: %s", msg);
-            goto out;
+            int rc = imagedata_predict_file(&m, data, NULL, count_image, &count, msg, sizeof msg);
+            if (rc == 0 && count > 0) predict_us = (now_s() - tp) * 1e6 / (double)count;
+            modelfile_free(&m);
+            if (rc != 0) {
+                status = set_err(e, DRIVER_EBADDATA, "data", "data: the ensemble cannot predict it: %s", msg);
+                goto out;
+            }
+        } else {
+            if (csv_table_load_file(data, &co, &t, &ce) != 0) {
+                modelfile_free(&m);
+                status = set_err(e, DRIVER_EBADDATA, "data", "data: %s: %s", data, ce.message);
+                goto out;
+            }
+            int rc = schema_frame_build(&m.schema, &t, &fr, msg, sizeof msg);
+            double *pr = rc == 0 ? malloc((t.n_rows * (size_t)K + 1) * sizeof *pr) : NULL;
+            if (rc == 0 && pr) {
+                double tp = now_s();
+                rc = modelfile_predict(&m, &fr, threads, pr, msg, sizeof msg);
+                if (rc == 0 && t.n_rows > 0) predict_us = (now_s() - tp) * 1e6 / (double)t.n_rows;
+            } else if (rc == 0) {
+                rc = PD_ENOMEM;
+            }
+            free(pr);
+            if (rc == 0) schema_frame_free(&fr);
+            csv_table_free(&t);
+            modelfile_free(&m);
+            if (rc != 0) {
+                status = set_err(e, DRIVER_EBADDATA, "data", "data: the ensemble cannot predict it: %s", msg);
+                goto out;
+            }
         }
     }
     if (o && o->cancel && *o->cancel) { status = set_err(e, DRIVER_ECANCELLED, NULL, "cancelled"); goto out; }

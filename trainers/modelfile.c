@@ -40,6 +40,29 @@ cJSON *modelfile_header_new(const struct schema *s, const struct prep *p,
     cJSON *pj = params ? fam->params_json(params) : cJSON_CreateObject();
     cJSON_AddItemToObject(h, "params", pj ? pj : cJSON_CreateObject());
     cJSON_AddItemToObject(h, "schema", schema_to_json(s));
+    if (s->image_channels > 0) {
+        /* an image model: what a reader must do to an image before the
+         * pixel features, and a summary instead of one entry per pixel */
+        cJSON_AddStringToObject(h, "input", "images");
+        cJSON *im = cJSON_AddObjectToObject(h, "image");
+        if (im) {
+            cJSON_AddNumberToObject(im, "height", s->image_height);
+            cJSON_AddNumberToObject(im, "width", s->image_width);
+            cJSON_AddNumberToObject(im, "channels", s->image_channels);
+            cJSON_AddStringToObject(im, "resize", "bilinear, area above 2x (nn/augment.h)");
+            cJSON_AddStringToObject(im, "scale", "sample / 255");
+        }
+        cJSON *cl = cJSON_AddArrayToObject(h, "classes");
+        for (int k = 0; cl && k < s->n_classes; k++)
+            cJSON_AddItemToArray(cl, cJSON_CreateString(s->classes[k]));
+        cJSON *pre = cJSON_AddObjectToObject(h, "preprocessing");
+        if (pre) {
+            cJSON_AddNumberToObject(pre, "n_features", (double)prep_width(p));
+            cJSON_AddStringToObject(pre, "features", "pixels in CHW order");
+            cJSON_AddBoolToObject(pre, "standardized", fam->needs_scaling != 0);
+        }
+        return h;
+    }
     cJSON_AddItemToObject(h, "preprocessing", prep_json(p, s));
     return h;
 }
@@ -141,6 +164,13 @@ int modelfile_decode(const void *data, size_t len, struct modelfile *out,
     }
     out->task.kind = out->schema.task;
     out->task.n_classes = out->schema.n_classes;
+    /* an image model says so twice: "input" and the schema's "image" */
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(out->header, "input");
+    int says_images = cJSON_IsString(input) && strcmp(input->valuestring, "images") == 0;
+    if ((input != NULL && !says_images) || says_images != (out->schema.image_channels > 0)) {
+        modelfile_free(out);
+        return bad(err, errlen, "the header's input and schema disagree (images or a table)");
+    }
 
     uint64_t plen = 0, wlen = 0;
     if (pd_reader_get_u64(&r, &plen) < 0 || plen > r.left) {

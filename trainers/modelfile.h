@@ -14,6 +14,11 @@
  * that is not ours, truncated, corrupted or inconsistent is PD_EFORMAT
  * with a message saying which part is wrong.
  *
+ * Image models (docs/model-format.md): the header also has "input":
+ * "images", "image" {height, width, channels} and "classes"; the schema is
+ * an image schema (schema.h) whose pixel columns the preprocessing reads;
+ * trainers/imagedata.h turns images into frames for modelfile_predict.
+ *
  * Ownership: modelfile_decode/modelfile_load fill a struct modelfile the
  * caller releases with modelfile_free (which zeroes it; a zeroed one is
  * fine to free). Single-threaded.

@@ -10,6 +10,20 @@
  * (preprocess.h). Output: a header "prediction" (+ "proba_<class>" per
  * class for classification), then one line per input row, numbers with
  * 17 significant digits (they read back to the same double).
+ * Image models (trained on an image archive, trainers/imagedata.h):
+ *
+ *   podium-predict MODEL IMAGE.png|IMAGE.jpg|ARCHIVE [< same] > predictions.csv
+ *
+ * The input is one PNG/JPEG or an archive of them (zip, tar, tar.gz; class
+ * folders or flat: folder names are ignored). Output: a header "name",
+ * "prediction", "proba_<class>" per class, "error"; one line per image in
+ * archive order: a readable image gets its class and probabilities and an
+ * empty error, an unreadable one empty predictions and the decoder's
+ * message. An image of another size than the model's is resized as in
+ * training (a note on stderr says so). A single image that does not decode,
+ * an archive that is refused (unsafe path, size limits, damage), or an
+ * archive with no readable image: exit 2 with the message on stderr.
+ *
  * Exit: 0 ok; 2 bad model file or bad input rows; 3 internal failure.
  */
 #include <stdio.h>
@@ -19,6 +33,8 @@
 #include <cblas.h>
 
 #include "lib/csv.h"
+#include "lib/image.h"
+#include "trainers/imagedata.h"
 #include "trainers/modelfile.h"
 #include "trainers/schema.h"
 
@@ -65,12 +81,122 @@ static void put_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
+struct img_out {
+    const struct modelfile *m;
+    size_t predicted, failed, resized;
+    int header_done;
+};
+
+/* The header, written with the first image (nothing on stdout when the
+ * input fails as a whole). */
+static void image_header(struct img_out *o)
+{
+    if (o->header_done++) return;
+    fputs("name,prediction", stdout);
+    for (int k = 0; k < o->m->task.n_classes; k++) {
+        char name[1100];
+        snprintf(name, sizeof name, "proba_%s", o->m->schema.classes[k]);
+        fputc(',', stdout);
+        put_field(stdout, name);
+    }
+    fputs(",error\n", stdout);
+}
+
+static int on_image(void *ctx, const struct imagedata_pred *p)
+{
+    struct img_out *o = ctx;
+    image_header(o);
+    put_field(stdout, p->name);
+    fputc(',', stdout);
+    int K = o->m->task.n_classes;
+    if (p->error) {
+        for (int k = 0; k < K; k++) fputc(',', stdout);
+        fputc(',', stdout);
+        put_field(stdout, p->error);
+        o->failed++;
+    } else {
+        put_field(stdout, o->m->schema.classes[p->cls]);
+        for (int k = 0; k < K; k++) printf(",%.17g", p->proba[k]);
+        fputc(',', stdout);
+        o->predicted++;
+        if (p->resized && o->resized++ < 10)
+            fprintf(stderr, "podium-predict: %s: %ux%u, resized to the model's %ux%u as in training\n",
+                    p->name, (unsigned)p->width, (unsigned)p->height, o->m->schema.image_width,
+                    o->m->schema.image_height);
+    }
+    fputc('\n', stdout);
+    return ferror(stdout) ? -1 : 0;
+}
+
+/* An image model: one image or an archive (a path, or stdin read whole). */
+static int predict_images(const struct modelfile *m, const char *path)
+{
+    struct img_out o = {m, 0, 0, 0, 0};
+    struct imagedata_predict_opts po;
+    memset(&po, 0, sizeof po);
+    po.threads = 1;
+    char err[1024];
+    int rc;
+    if (path) {
+        rc = imagedata_predict_file(m, path, &po, on_image, &o, err, sizeof err);
+    } else {
+        size_t len = 0;
+        char *buf = read_stream(stdin, &len);
+        if (buf == NULL) {
+            fprintf(stderr, "podium-predict: cannot read the images from stdin\n");
+            return EXIT_BAD_INPUT;
+        }
+        rc = imagedata_predict_buffer(m, buf, len, "stdin", &po, on_image, &o, err, sizeof err);
+        free(buf);
+    }
+    if (o.resized > 10)
+        fprintf(stderr, "podium-predict: %zu images in all were resized to %ux%u\n", o.resized,
+                m->schema.image_width, m->schema.image_height);
+    if (rc == IMAGEDATA_EARCHIVE) {
+        fprintf(stderr, "podium-predict: %s: %s (the model takes a PNG or JPEG image, or a zip, "
+                "tar or tar.gz archive of them)\n", path ? path : "stdin", err);
+        return EXIT_BAD_INPUT;
+    }
+    if (rc == IMAGEDATA_EIMAGE || rc == IMAGEDATA_ELIMIT) {
+        fprintf(stderr, "podium-predict: %s\n", err);
+        return EXIT_BAD_INPUT;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "podium-predict: %s\n", err);
+        return EXIT_INTERNAL;
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "podium-predict: write error\n");
+        return EXIT_INTERNAL;
+    }
+    if (o.predicted == 0) {
+        fprintf(stderr, "podium-predict: %s: no readable image (%zu could not be decoded)\n",
+                path ? path : "stdin", o.failed);
+        return EXIT_BAD_INPUT;
+    }
+    return 0;
+}
+
+/* 1 when the first bytes of a file look like an image or an archive, not CSV. */
+static int looks_binary(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) return 0;
+    unsigned char h[8];
+    size_t n = fread(h, 1, sizeof h, f);
+    fclose(f);
+    return image_sniff(h, n) != IMAGE_UNKNOWN || (n >= 2 && h[0] == 0x1f && h[1] == 0x8b) ||
+           (n >= 4 && memcmp(h, "PK\x03\x04", 4) == 0);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 3 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         fprintf(argc >= 2 ? stdout : stderr,
                 "usage: podium-predict MODEL [ROWS.csv] [< ROWS.csv] > predictions.csv\n"
-                "Writes \"prediction\" and, for classification, one proba_<class> column per class.\n"
+                "       podium-predict IMAGE_MODEL IMAGE|ARCHIVE [< same] > predictions.csv\n"
+                "Writes \"prediction\" and, for classification, one proba_<class> column per class;\n"
+                "for an image model \"name\" first and \"error\" last, one line per image.\n"
                 "exit status: 0 ok, 2 bad model file or input rows, 3 internal failure.\n");
         return argc >= 2 ? 0 : EXIT_BAD_INPUT;
     }
@@ -81,6 +207,18 @@ int main(int argc, char **argv)
     if (rc != 0) {
         fprintf(stderr, "podium-predict: %s\n", err);
         return rc == PD_ENOMEM ? EXIT_INTERNAL : EXIT_BAD_INPUT;
+    }
+
+    if (imagedata_is_image_model(&m)) {
+        int status = predict_images(&m, argc == 3 ? argv[2] : NULL);
+        modelfile_free(&m);
+        return status;
+    }
+    if (argc == 3 && looks_binary(argv[2])) {
+        fprintf(stderr, "podium-predict: %s: the model was trained on a table and takes CSV rows, "
+                "not images or archives\n", argv[2]);
+        modelfile_free(&m);
+        return EXIT_BAD_INPUT;
     }
 
     struct csv_table t;

@@ -385,6 +385,70 @@ void schema_frame_free(struct schema_frame *f)
     memset(f, 0, sizeof *f);
 }
 
+static int check_image_dims(int channels, double h, double w, char *err, size_t errlen)
+{
+    if (channels != 1 && channels != 3) {
+        snprintf(err, errlen, "image: channels must be 1 or 3");
+        return -1;
+    }
+    if (!(h >= 1 && h <= SCHEMA_MAX_IMAGE_SIDE && h == floor(h)) ||
+        !(w >= 1 && w <= SCHEMA_MAX_IMAGE_SIDE && w == floor(w))) {
+        snprintf(err, errlen, "image: height and width must be integers from 1 to %u",
+                 SCHEMA_MAX_IMAGE_SIDE);
+        return -1;
+    }
+    if ((double)channels * h * w > SCHEMA_MAX_IMAGE_FEATURES) {
+        snprintf(err, errlen, "image: %d x %.0f x %.0f = %.0f values per image, over the limit of %u",
+                 channels, h, w, (double)channels * h * w, SCHEMA_MAX_IMAGE_FEATURES);
+        return -1;
+    }
+    return 0;
+}
+
+/* The pixel columns px0..px<d-1> of an image schema whose other members are set. */
+static int image_columns(struct schema *s)
+{
+    size_t d = (size_t)s->image_channels * s->image_height * s->image_width;
+    if ((s->cols = calloc(d + 1, sizeof *s->cols)) == NULL) return -1;
+    for (size_t c = 0; c < d; c++) {
+        char name[24];
+        snprintf(name, sizeof name, "px%zu", c);
+        if ((s->cols[c].name = strdup(name)) == NULL) return -1;
+        s->cols[c].type = SCHEMA_NUMERIC;
+        s->n_cols = c + 1;
+    }
+    return 0;
+}
+
+int schema_init_images(struct schema *out, const char *const *classes, int n_classes,
+                       int channels, unsigned height, unsigned width, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (check_image_dims(channels, height, width, err, errlen) < 0) return -1;
+    if (n_classes < 2 || n_classes > SCHEMA_MAX_CLASSES) {
+        snprintf(err, errlen, "images: %d classes; a classifier needs 2 to %d", n_classes,
+                 SCHEMA_MAX_CLASSES);
+        return -1;
+    }
+    out->task = PD_TASK_CLASSIFICATION;
+    out->image_channels = channels;
+    out->image_height = height;
+    out->image_width = width;
+    if ((out->target = strdup("class")) == NULL ||
+        (out->classes = calloc((size_t)n_classes + 1, sizeof *out->classes)) == NULL)
+        goto oom;
+    for (int k = 0; k < n_classes; k++) {
+        if ((out->classes[k] = strdup(classes[k])) == NULL) goto oom;
+        out->n_classes = k + 1;
+    }
+    if (image_columns(out) < 0) goto oom;
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory");
+    schema_free(out);
+    return -1;
+}
+
 cJSON *schema_to_json(const struct schema *s)
 {
     cJSON *o = cJSON_CreateObject();
@@ -394,6 +458,15 @@ cJSON *schema_to_json(const struct schema *s)
     cJSON *cl = cJSON_AddArrayToObject(o, "classes");
     for (int k = 0; cl && k < s->n_classes; k++)
         cJSON_AddItemToArray(cl, cJSON_CreateString(s->classes[k]));
+    if (s->image_channels > 0) {
+        cJSON *im = cJSON_AddObjectToObject(o, "image");
+        if (im) {
+            cJSON_AddNumberToObject(im, "height", s->image_height);
+            cJSON_AddNumberToObject(im, "width", s->image_width);
+            cJSON_AddNumberToObject(im, "channels", s->image_channels);
+        }
+        return o;
+    }
     cJSON *cols = cJSON_AddArrayToObject(o, "columns");
     for (size_t c = 0; cols && c < s->n_cols; c++) {
         cJSON *e = cJSON_CreateObject();
@@ -411,6 +484,52 @@ int schema_from_json(const cJSON *j, struct schema *out, char *err, size_t errle
     const cJSON *task = cJSON_GetObjectItemCaseSensitive(j, "task");
     const cJSON *classes = cJSON_GetObjectItemCaseSensitive(j, "classes");
     const cJSON *cols = cJSON_GetObjectItemCaseSensitive(j, "columns");
+    const cJSON *image = cJSON_GetObjectItemCaseSensitive(j, "image");
+    if (image != NULL) {
+        /* an image model: no column list, the pixel columns are rebuilt */
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(image, "height");
+        const cJSON *w = cJSON_GetObjectItemCaseSensitive(image, "width");
+        const cJSON *ch = cJSON_GetObjectItemCaseSensitive(image, "channels");
+        if (!cJSON_IsObject(image) || !cJSON_IsNumber(h) || !cJSON_IsNumber(w) ||
+            !cJSON_IsNumber(ch) || cols != NULL || !cJSON_IsString(task) ||
+            strcmp(task->valuestring, "classification") != 0) {
+            snprintf(err, errlen, "schema: an image schema needs image {height, width, channels}, "
+                     "task classification and no columns");
+            return -1;
+        }
+        char sub[200];
+        double chv = ch->valuedouble;
+        if (!(chv == 1 || chv == 3)) {
+            snprintf(err, errlen, "schema: image: channels must be 1 or 3");
+            return -1;
+        }
+        if (check_image_dims((int)chv, h->valuedouble, w->valuedouble, sub, sizeof sub) < 0) {
+            snprintf(err, errlen, "schema: %s", sub);
+            return -1;
+        }
+        cJSON *copy = cJSON_Duplicate(j, 1);
+        if (copy == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        /* the class checks below, with an empty column list */
+        cJSON_DeleteItemFromObjectCaseSensitive(copy, "image");
+        cJSON_AddItemToObject(copy, "columns", cJSON_CreateArray());
+        int rc = schema_from_json(copy, out, err, errlen);
+        cJSON_Delete(copy);
+        if (rc < 0) return -1;
+        free(out->cols);
+        out->cols = NULL;
+        out->image_channels = (int)chv;
+        out->image_height = (unsigned)h->valuedouble;
+        out->image_width = (unsigned)w->valuedouble;
+        if (image_columns(out) < 0) {
+            schema_free(out);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        return 0;
+    }
     if (!cJSON_IsString(target) || !cJSON_IsString(task) || !cJSON_IsArray(classes) ||
         !cJSON_IsArray(cols)) {
         snprintf(err, errlen, "schema: target, task, classes and columns are required");

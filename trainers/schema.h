@@ -25,6 +25,14 @@
  *    when all are numbers, else by strcmp (scikit-learn's LabelEncoder
  *    order); the class index is the position in that order.
  *
+ * Image models (schema_init_images): the features are the pixels of an
+ * image converted to channels x height x width (trainers/imagedata.h),
+ * one numeric column per value in CHW order, named "px<i>"; the target is
+ * "class", the task classification, the classes the data set's class
+ * names. Such a schema has image_channels > 0; its JSON form carries
+ * "image": {"height", "width", "channels"} instead of the column list
+ * (which a reader rebuilds), so a model header stays small.
+ *
  * Ownership: schema_* functions fill caller-provided structs that the
  * caller releases with schema_free / schema_frame_free (both zero the
  * struct and accept one that is zeroed). A frame points into the CSV table
@@ -50,6 +58,8 @@ enum schema_type {
 
 #define SCHEMA_TASK_AUTO (-1)
 #define SCHEMA_MAX_CLASSES 1000
+#define SCHEMA_MAX_IMAGE_SIDE 4096u
+#define SCHEMA_MAX_IMAGE_FEATURES (1u << 20)   /* channels * height * width */
 
 struct schema_col {
     char *name;
@@ -63,6 +73,8 @@ struct schema {
     enum pd_task_kind task;
     int n_classes;              /* 0 for regression */
     char **classes;             /* n_classes labels, class index order */
+    int image_channels;         /* 1 or 3 for an image model, 0 for a table */
+    unsigned image_height, image_width;
 };
 
 /* A typed view of the feature columns of a table: column c of the schema
@@ -106,7 +118,16 @@ int schema_frame_build(const struct schema *s, const struct csv_table *t,
                        struct schema_frame *f, char *err, size_t errlen);
 void schema_frame_free(struct schema_frame *f);
 
-/* {"target":..., "task":..., "classes":[...], "columns":[{"name","type"}]} */
+/* The schema of an image model: classes[0..n_classes) are copied. 0, or
+ * -1 with a message (channels not 1 or 3, a side of 0 or over
+ * SCHEMA_MAX_IMAGE_SIDE, more than SCHEMA_MAX_IMAGE_FEATURES values,
+ * fewer than 2 or more than SCHEMA_MAX_CLASSES classes). */
+int schema_init_images(struct schema *out, const char *const *classes, int n_classes,
+                       int channels, unsigned height, unsigned width, char *err, size_t errlen);
+
+/* {"target":..., "task":..., "classes":[...], "columns":[{"name","type"}]},
+ * or for an image model {"target":"class", "task":"classification",
+ * "classes":[...], "image":{"height","width","channels"}}. */
 cJSON *schema_to_json(const struct schema *s);
 int schema_from_json(const cJSON *j, struct schema *out, char *err, size_t errlen);
 void schema_free(struct schema *s);

@@ -695,8 +695,9 @@ static void test_formats_and_bad_jobs(void **state)
     assert_string_equal(wait_job(x, j1, 30), "succeeded");
     assert_true(atof(q1(x->conn, "SELECT max(score) FROM trials WHERE job_id = '%s'", j1)) >= 0.9);
     assert_string_equal(wait_job(x, j2, 30), "failed");
-    assert_string_equal(q1(x->conn, "SELECT failure_reason FROM trials WHERE job_id = '%s'", j2),
-                        "image data sets need the NAS trainer");
+    /* an "image" data set whose bytes are a CSV: the trainer says what is wrong */
+    const char *why = q1(x->conn, "SELECT failure_reason FROM trials WHERE job_id = '%s'", j2);
+    if (strstr(why, "archive") == NULL) fail_msg("failure reason: %s", why);
     assert_string_equal(wait_job(x, j3, 30), "failed");
     assert_int_equal(qn(x->conn, "SELECT count(*) FROM trials WHERE job_id = '%s'", j3), 0);
     assert_non_null(strstr(q1(x->conn, "SELECT error FROM jobs WHERE id = '%s'", j3),

@@ -128,14 +128,15 @@ static void command_line(void **state)
     assert_non_null(strstr(err, "named twice"));
 }
 
-/* Today's tabular families are CPU-only: none of them may take a GPU. */
+/* The CNN trainers take GPUs; the tabular families are CPU-only. */
 static void tabular_families_are_cpu(void **state)
 {
-    for (size_t i = 0; space_family_at(i); i++) {
-        const struct space_family *f = space_family_at(i);
-        if (strcmp(f->name, "cnn") == 0) assert_int_equal(f->gpu, 1);
-        else assert_int_equal(f->gpu, 0);
-    }
+    for (size_t i = 0; space_family_at(i); i++)
+        assert_int_equal(space_family_uses_gpu(space_family_at(i)->name), 0);
+    assert_int_equal(space_family_uses_gpu("cnn"), 1);
+    assert_int_equal(space_family_uses_gpu("darts"), 1);
+    assert_int_equal(space_family_uses_gpu("ensemble"), 0);
+    assert_int_equal(space_family_uses_gpu(NULL), 0);
 }
 
 int main(void)

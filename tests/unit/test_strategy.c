@@ -96,7 +96,7 @@ static void run_strategy(const struct strategy_ops *ops, const struct strategy_j
         snprintf(r->text[i], len, "%s %s", fam, pt);
         free(pt);
         r->params[i] = p;
-        r->hist[i] = (struct strategy_trial){i + 1, fam, p, ST_RUNNING, 0};
+        r->hist[i] = (struct strategy_trial){i + 1, fam, p, ST_RUNNING, 0, NULL};
     }
     r->state = strategy_save(&s);
     strategy_free(&s);
@@ -129,7 +129,7 @@ static const char *const MODELS[] = {"gbm", "knn", "nb", "linear"};
 static void test_known_good_first(void **state)
 {
     (void)state;
-    struct strategy_job job = {MODELS, 4, SPACE_CLASSIFICATION, 42, 1, 0};
+    struct strategy_job job = {MODELS, 4, SPACE_CLASSIFICATION, 42, 1, 0, NULL};
     struct run r = {0};
     propose_n(&job, 8, 0, &r);
     assert_string_equal(r.text[0], "gbm {}");
@@ -140,7 +140,7 @@ static void test_known_good_first(void **state)
     run_free(&r, 8);
 
     /* regression: nb does not fit and is skipped */
-    struct strategy_job reg = {MODELS, 4, SPACE_REGRESSION, 42, 0, 0};
+    struct strategy_job reg = {MODELS, 4, SPACE_REGRESSION, 42, 0, 0, NULL};
     struct run q = {0};
     propose_n(&reg, 12, 0, &q);
     assert_string_equal(q.text[0], "gbm {}");
@@ -153,7 +153,7 @@ static void test_known_good_first(void **state)
 static void test_reproducible(void **state)
 {
     (void)state;
-    struct strategy_job job = {MODELS, 4, SPACE_CLASSIFICATION, 42, 1, 0};
+    struct strategy_job job = {MODELS, 4, SPACE_CLASSIFICATION, 42, 1, 0, NULL};
     struct run a = {0}, b = {0}, c = {0};
     propose_n(&job, N, 0, &a);
     propose_n(&job, N, 0, &b);
@@ -179,7 +179,7 @@ static void test_reproducible(void **state)
 static void test_state_roundtrip(void **state)
 {
     (void)state;
-    struct strategy_job job = {MODELS, 4, SPACE_CLASSIFICATION, 7, 1, 0};
+    struct strategy_job job = {MODELS, 4, SPACE_CLASSIFICATION, 7, 1, 0, NULL};
     struct run a = {0}, b = {0};
     propose_n(&job, N, 0, &a);
     propose_n(&job, N, 1, &b);
@@ -204,7 +204,7 @@ static void test_errors(void **state)
     char err[256] = "";
     struct strategy s = {0};
     static const char *const only_nb[] = {"nb", "svm"};
-    struct strategy_job job = {only_nb, 2, SPACE_REGRESSION, 1, 0, 0};
+    struct strategy_job job = {only_nb, 2, SPACE_REGRESSION, 1, 0, 0, NULL};
     const struct strategy_ops *all[] = {&strategy_random, &strategy_tpe, &strategy_asha};
     for (int i = 0; i < 3; i++) {
         err[0] = 0;
@@ -257,7 +257,7 @@ static void test_tpe_valid_params(void **state)
 {
     (void)state;
     for (int task = SPACE_CLASSIFICATION; task <= SPACE_REGRESSION; task++) {
-        struct strategy_job job = {ALL7, 7, task, 11, 1, 0};
+        struct strategy_job job = {ALL7, 7, task, 11, 1, 0, NULL};
         struct run r = {0};
         run_strategy(&strategy_tpe, &job, NMAX, 0, 3, score_flaky, &r);
         size_t nfam = task == SPACE_CLASSIFICATION ? 7 : 6;
@@ -282,7 +282,7 @@ static void test_tpe_valid_params(void **state)
 static void test_tpe_reproducible(void **state)
 {
     (void)state;
-    struct strategy_job job = {MODELS, 4, SPACE_CLASSIFICATION, 5, 1, 0};
+    struct strategy_job job = {MODELS, 4, SPACE_CLASSIFICATION, 5, 1, 0, NULL};
     struct run a = {0}, b = {0}, c = {0};
     run_strategy(&strategy_tpe, &job, 50, 0, 2, score_flaky, &a);
     run_strategy(&strategy_tpe, &job, 50, 1, 2, score_flaky, &b);   /* restarted each time */
@@ -337,7 +337,7 @@ static void test_tpe_concentrates(void **state)
     int tpe_gbm = 0, rnd_gbm = 0;
     double tpe_d = 0, rnd_d = 0;
     for (uint64_t seed = 1; seed <= 3; seed++) {
-        struct strategy_job job = {fams, 4, SPACE_CLASSIFICATION, seed, 1, 0};
+        struct strategy_job job = {fams, 4, SPACE_CLASSIFICATION, seed, 1, 0, NULL};
         struct run t = {0}, r = {0};
         run_strategy(&strategy_tpe, &job, 60, 0, 0, score_gbm_lr, &t);
         run_strategy(&strategy_random, &job, 60, 0, 0, score_gbm_lr, &r);
@@ -374,7 +374,7 @@ static void test_tpe_direction(void **state)
 {
     (void)state;
     static const char *const fams[] = {"gbm", "linear", "rf"};
-    struct strategy_job job = {fams, 3, SPACE_REGRESSION, 9, 0, 30};
+    struct strategy_job job = {fams, 3, SPACE_REGRESSION, 9, 0, 30, NULL};
     struct run t = {0};
     run_strategy(&strategy_tpe, &job, 60, 0, 1, score_gbm_lr_loss, &t);
     int gbm = 0;
@@ -473,7 +473,7 @@ static void test_asha_promotes_top_third(void **state)
 {
     (void)state;
     for (int lag = 0; lag <= 4; lag += 4) {
-        struct strategy_job job = {ASHA_MODELS, 3, SPACE_CLASSIFICATION, 3, 1, 0};
+        struct strategy_job job = {ASHA_MODELS, 3, SPACE_CLASSIFICATION, 3, 1, 0, NULL};
         struct run r = {0};
         run_strategy(&strategy_asha, &job, NMAX, 0, lag, score_asha, &r);
         assert_string_equal(r.text[0], "gbm {\"n_estimators\":20}");
@@ -491,7 +491,7 @@ static void test_asha_promotes_top_third(void **state)
 static void test_asha_restart(void **state)
 {
     (void)state;
-    struct strategy_job job = {ASHA_MODELS, 3, SPACE_CLASSIFICATION, 8, 1, 0};
+    struct strategy_job job = {ASHA_MODELS, 3, SPACE_CLASSIFICATION, 8, 1, 0, NULL};
     struct run a = {0}, b = {0}, c = {0};
     run_strategy(&strategy_asha, &job, 60, 0, 2, score_asha, &a);
     run_strategy(&strategy_asha, &job, 60, 1, 2, score_asha, &b);
@@ -531,7 +531,7 @@ static void test_asha_restart(void **state)
 static void test_asha_lost_proposal(void **state)
 {
     (void)state;
-    struct strategy_job job = {ASHA_MODELS, 3, SPACE_CLASSIFICATION, 8, 1, 0};
+    struct strategy_job job = {ASHA_MODELS, 3, SPACE_CLASSIFICATION, 8, 1, 0, NULL};
     struct run a = {0};
     run_strategy(&strategy_asha, &job, 30, 0, 0, score_asha, &a);
     char err[256];

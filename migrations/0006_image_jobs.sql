@@ -1,0 +1,17 @@
+-- 0006: search jobs on image data sets (neural architecture search) and
+-- what a trial reports beyond its metrics.
+--
+-- jobs.options holds what only some jobs have: for an image job the size
+-- images are converted to and the NAS settings (cells, channels, epochs,
+-- population, ...), as the server validated them. Two NAS strategies join
+-- the search strategies: regularized evolution and DARTS.
+--
+-- trials.details holds facts a trial's result reports besides its metrics:
+-- the device it trained on, and for a CNN its genotype, parameter count
+-- and FLOPs (what NAS leaderboards show).
+
+ALTER TABLE jobs ADD COLUMN options jsonb NOT NULL DEFAULT '{}';
+ALTER TABLE jobs DROP CONSTRAINT jobs_strategy_check;
+ALTER TABLE jobs ADD CONSTRAINT jobs_strategy_check
+    CHECK (strategy IN ('random', 'tpe', 'asha', 'evolution', 'darts'));
+ALTER TABLE trials ADD COLUMN details jsonb;
