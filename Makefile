@@ -5,6 +5,8 @@
 #                   migrate, start the server and the scheduler
 #   make test       the whole suite against a throwaway PostgreSQL
 #   make test SAN=1 the same suite built with AddressSanitizer + UBSan
+#   make web        the dashboard: npm ci in web/ (when the lock changed), then
+#                   the files podium-server serves, copied into build/web/
 #
 # Layout: each folder of C code (lib/, nn/, server/, scheduler/, trainers/) is a
 # static library of its modules plus thin program entry points (*main.c);
@@ -66,10 +68,16 @@ TESTS    := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 JOBS := $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps run test check-tests clean
+.PHONY: all deps run test check-tests clean web
 # Keep objects that only tests link (make would delete them as intermediates).
 .SECONDARY:
-all: $(PROGRAMS)
+# The dashboard needs npm; a build without it (the Docker image) says so
+# and goes on with the programs. make run and make test always build it.
+NPM := $(shell command -v npm 2>/dev/null)
+all: $(PROGRAMS) $(if $(NPM),web)
+ifeq ($(NPM),)
+	@echo "make: ✗ npm not found, the dashboard (make web) is not built"
+endif
 
 # --- libraries and programs --------------------------------------------------
 # V=1 shows whole command lines.
@@ -118,15 +126,36 @@ $(B)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(LIBS)
 
 check-tests: $(PROGRAMS) $(TESTS)
 
+# --- the dashboard -----------------------------------------------------------
+# web/ holds the sources; npm ci installs the charting library (and the
+# browser tests' playwright-core) from package-lock.json when the lock
+# changed; build/web/ is what podium-server serves (--web-dir).
+WEB_SRC := web/index.html $(wildcard web/src/*.js web/src/*.css web/src/*.svg)
+
+web: build/web/.built
+
+web/node_modules/.podium-installed: web/package.json web/package-lock.json
+	@echo "  NPM     web (npm ci)"
+	$(Q)cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+build/web/.built: $(WEB_SRC) web/node_modules/.podium-installed
+	@echo "  WEB     build/web"
+	$(Q)rm -rf build/web.tmp && mkdir -p build/web.tmp/vendor && \
+	    cp $(WEB_SRC) build/web.tmp/ && \
+	    cp web/node_modules/uplot/dist/uPlot.esm.js web/node_modules/uplot/dist/uPlot.min.css \
+	       web/node_modules/uplot/LICENSE build/web.tmp/vendor/ && \
+	    touch build/web.tmp/.built && rm -rf build/web && mv build/web.tmp build/web
+
 deps:
 	@sh scripts/deps.sh
 
 test: deps
-	@$(MAKE) --no-print-directory -j$(JOBS) check-tests
+	@$(MAKE) --no-print-directory -j$(JOBS) check-tests web
 	@PODIUM_BIN_DIR=$(BIN) PODIUM_TEST_DIR=$(B)/tests sh tests/run.sh
 
 run: deps
-	@$(MAKE) --no-print-directory -j$(JOBS) all
+	@$(MAKE) --no-print-directory -j$(JOBS) all web
 	@sh scripts/run.sh
 
 clean:

@@ -16,10 +16,11 @@
 #include "lib/db.h"
 #include "lib/gunzip.h"
 
-int cache_path(const char *dir, const char *sha, char *out, size_t len)
+int cache_path(const char *dir, const struct cache_src *src, char *out, size_t len)
 {
+    const char *sha = src->sha256_hex;
     if (sha == NULL || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64) return -1;
-    int n = snprintf(out, len, "%s/%s.csv", dir, sha);
+    int n = snprintf(out, len, "%s/%s%s", dir, sha, src->gzip ? ".gunzip" : "");
     return n > 0 && (size_t)n < len ? 0 : -1;
 }
 
@@ -60,7 +61,7 @@ int cache_fetch(PGconn *db, const char *dir, const struct cache_src *src, char *
                 size_t errlen)
 {
     char path[4096], tmp[4200];
-    if (cache_path(dir, src->sha256_hex, path, sizeof path) < 0) {
+    if (cache_path(dir, src, path, sizeof path) < 0) {
         snprintf(err, errlen, "bad blob hash or cache path");
         return -1;
     }

@@ -3,7 +3,9 @@
  *
  * A trial's data set is a blob in PostgreSQL (a large object, zstd or
  * identity encoded; a 'csv.gz' upload is gunzipped on the way). It is
- * copied once per machine to <dir>/<blob sha256 hex>.csv: written under a
+ * copied once per machine to <dir>/<blob sha256 hex> (the uploaded bytes:
+ * a CSV, an image archive), or <dir>/<sha>.gunzip for a 'csv.gz' upload
+ * (the same blob may back a data set that wants it as it is): written under a
  * temporary name and renamed, so any number of schedulers sharing a
  * machine (and a folder) can fetch at once and nobody ever reads half a
  * file. Blocking: call cache_fetch from a uv_queue_work thread.
@@ -23,8 +25,9 @@ struct cache_src {
     long long size;           /* blobs.size: the uploaded (uncompressed) bytes */
 };
 
-/* <dir>/<sha>.csv into out. 0, or -1 (sha not 64 hex digits, path too long). */
-int cache_path(const char *dir, const char *sha256_hex, char *out, size_t len);
+/* <dir>/<sha>[.gunzip] into out. 0, or -1 (sha not 64 hex digits, path
+ * too long). */
+int cache_path(const char *dir, const struct cache_src *src, char *out, size_t len);
 /* 1 if the cached copy is there. */
 int cache_has(const char *path);
 /* Make sure the copy exists (creating dir). 0, or -1 with err. */

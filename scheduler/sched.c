@@ -373,7 +373,13 @@ static int store_prepare(struct trial *t, const cJSON *result, char *why, size_t
     if (m == NULL && strcmp(t->c->metric, "log_loss") == 0)
         m = cJSON_GetObjectItemCaseSensitive(metrics, "logloss");
     const cJSON *mean = cJSON_GetObjectItemCaseSensitive(m, "mean");
-    if (!cJSON_IsObject(metrics) || !cJSON_IsNumber(mean)) {
+    /* an lr_find result (trainers/lrtest.h): the curve in details, no
+     * score and no model file */
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(result, "mode");
+    int lr_find = cJSON_IsString(mode) && strcmp(mode->valuestring, "lr_find") == 0 &&
+                  cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(
+                      cJSON_GetObjectItemCaseSensitive(result, "details"), "lr_find"));
+    if (!cJSON_IsObject(metrics) || (!lr_find && !cJSON_IsNumber(mean))) {
         snprintf(why, len, "the result has no metric '%s'", t->c->metric);
         return -1;
     }
@@ -381,7 +387,7 @@ static int store_prepare(struct trial *t, const cJSON *result, char *why, size_t
     if (cJSON_IsString(oof)) snprintf(t->oof, sizeof t->oof, "%s", oof->valuestring);
     char **v = t->store_vals;
     v[0] = print(metrics);
-    v[1] = num_str(mean);
+    v[1] = lr_find ? NULL : num_str(mean);
     v[2] = num_str(cJSON_GetObjectItemCaseSensitive(m, "std"));
     v[3] = num_str(cJSON_GetObjectItemCaseSensitive(result, "fit_seconds"));
     v[4] = num_str(cJSON_GetObjectItemCaseSensitive(result, "predict_us_per_row"));
@@ -395,13 +401,13 @@ static int store_prepare(struct trial *t, const cJSON *result, char *why, size_t
     v[7] = print(t->curve);
     v[8] = print(cJSON_GetObjectItemCaseSensitive(result, "details"));
     t->store = (struct artifact_store){
-        .trial_id = t->c->id, .owner = t->s->cfg.id, .model_path = t->artifact,
+        .trial_id = t->c->id, .owner = t->s->cfg.id, .model_path = lr_find ? NULL : t->artifact,
         .oof_path = t->oof[0] ? t->oof : NULL, .metrics = v[0], .score = v[1],
         .score_std = v[2], .fit_seconds = v[3], .predict_us_per_row = v[4],
         .model_bytes = v[5], .progress = v[6], .learning_curve = v[7],
         .stderr_tail = t->stderr_tail, .details = v[8],
     };
-    return v[0] && v[1] ? 0 : -1;
+    return v[0] && (v[1] || lr_find) ? 0 : -1;
 }
 
 /* --- the child ----------------------------------------------------------------------- */
@@ -499,6 +505,10 @@ static char *build_spec(struct trial *t)
     cJSON_AddStringToObject(spec, "task", c->task);
     cJSON_AddStringToObject(spec, "metric", c->metric);
     cJSON_AddStringToObject(model, "family", c->family);
+    /* an lr_find trial (lrfind_strategy.c): its settings ride in the
+     * params and go to the spec's top level (trainers/lrtest.h) */
+    cJSON *lr_find = cJSON_DetachItemFromObjectCaseSensitive(params, "lr_find");
+    if (lr_find) cJSON_AddItemToObject(spec, "lr_find", lr_find);
     cJSON_AddItemToObject(model, "params", params);
     params = NULL;
     cJSON_AddItemToObject(spec, "model", model);
@@ -594,6 +604,13 @@ static void trial_spawn(struct trial *t)
 
 /* --- the data set ---------------------------------------------------------------------- */
 
+/* Where the trial's data set comes from (cache.h). */
+static void cache_src_of(const struct claim_trial *c, struct cache_src *src)
+{
+    *src = (struct cache_src){c->sha256_hex, c->lo, c->zstd,
+                              c->format && strcmp(c->format, "csv.gz") == 0, c->size};
+}
+
 static void fetch_work(uv_work_t *w)
 {
     struct trial *t = w->data;
@@ -603,8 +620,8 @@ static void fetch_work(uv_work_t *w)
         t->work_rc = -1;
         return;
     }
-    struct cache_src src = {t->c->sha256_hex, t->c->lo, t->c->zstd,
-                            t->c->format && strcmp(t->c->format, "csv.gz") == 0, t->c->size};
+    struct cache_src src;
+    cache_src_of(t->c, &src);
     t->work_rc = cache_fetch(db, t->s->cfg.cache_dir, &src, t->work_err, sizeof t->work_err);
     workdb_put(t->s->wdb, db, t->work_rc == 0);
 }
@@ -736,7 +753,9 @@ static void trial_start(struct sched *s, struct claim_trial *c)
         trial_finish(t, "failed", "the data set is of no kind a trainer knows", NULL);
         return;
     }
-    if (cache_path(s->cfg.cache_dir, c->sha256_hex, t->data_path, sizeof t->data_path) < 0) {
+    struct cache_src src;
+    cache_src_of(c, &src);
+    if (cache_path(s->cfg.cache_dir, &src, t->data_path, sizeof t->data_path) < 0) {
         trial_finish(t, "failed", "the data set's blob has no valid hash", NULL);
         return;
     }

@@ -7,13 +7,19 @@ set -eu
 # Build and run: compiler, pkg-config, the libraries, PostgreSQL's server.
 # Tests: cmocka (unit test framework), libcurl (HTTP client), libyaml (reads
 # api/openapi.yaml). Runtime helpers: util-linux's runuser to run
-# PostgreSQL unprivileged when started as root.
+# PostgreSQL unprivileged when started as root. The dashboard: npm installs
+# its charting library (make web), and its browser test drives Debian's
+# chromium with playwright-core.
 PACKAGES="build-essential pkg-config
 libmicrohttpd-dev libcjson-dev libpq-dev libuv1-dev libopenblas-dev libssl-dev
 libarchive-dev libpng-dev libjpeg62-turbo-dev zlib1g-dev libzstd-dev
 postgresql postgresql-client
 libcmocka-dev libcurl4-openssl-dev libyaml-dev
-util-linux procps curl"
+util-linux procps curl chromium"
+# node and npm may come from elsewhere than Debian (a newer release): only
+# when the commands are missing are Debian's packages wanted.
+command -v node >/dev/null 2>&1 || PACKAGES="$PACKAGES nodejs"
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 
 missing=""
 for p in $PACKAGES; do

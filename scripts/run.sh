@@ -13,6 +13,7 @@ mkdir -p "$data"
 data=$(cd "$data" && pwd)
 export PODIUM_DATA_DIR="$data"      # the scheduler keeps its cache under it
 export PODIUM_PORT=${PODIUM_PORT:-8080}
+export PODIUM_WEB_DIR=${PODIUM_WEB_DIR:-$root/build/web}   # the dashboard (make web)
 pg_port=${PODIUM_PG_PORT:-5433}
 bin=${PODIUM_BIN_DIR:-$root/bin}
 embedded=0
@@ -64,6 +65,7 @@ until curl -fsS "$url/healthz" >/dev/null 2>&1; do
 done
 
 echo "podium: server    $url   (log: $data/server.log)"
+echo "podium: dashboard $url/   (sign in with the API key below)"
 echo "podium: scheduler running (log: $data/scheduler.log)"
 if [ -f "$data/api-key" ]; then
     echo "podium: API key   $(cat "$data/api-key")   (also in $data/api-key)"

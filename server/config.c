@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/cors.h"
+
 /* One row per setting: its flag, its variable, its help text. The option
  * letter is the index into this table + 256, so getopt_long never confuses
  * two settings. */
@@ -20,7 +22,7 @@ struct setting {
 enum {
     S_BIND, S_PORT, S_DATABASE_URL, S_THREADS, S_DB_POOL, S_MAX_BODY,
     S_MAX_HEADER, S_MAX_UPLOAD, S_REQUEST_TIMEOUT, S_SHUTDOWN_GRACE, S_BOOTSTRAP_KEY_FILE,
-    S_LOG_LEVEL, S_MIGRATE, S_ROUTES, S_HELP, S_VERSION, S_COUNT
+    S_LOG_LEVEL, S_WEB_DIR, S_CORS_ORIGINS, S_SSE_HEARTBEAT, S_AUTH_CACHE, S_MIGRATE, S_ROUTES, S_HELP, S_VERSION, S_COUNT
 };
 
 static const struct setting settings[S_COUNT] = {
@@ -36,6 +38,10 @@ static const struct setting settings[S_COUNT] = {
     [S_SHUTDOWN_GRACE] = {"shutdown-grace", "PODIUM_SHUTDOWN_GRACE", "SECONDS", "on SIGTERM, how long in-flight requests may finish (default 10)"},
     [S_BOOTSTRAP_KEY_FILE] = {"bootstrap-key-file", "PODIUM_BOOTSTRAP_KEY_FILE", "PATH", "on an empty database, write the first admin key here (mode 0600)"},
     [S_LOG_LEVEL] = {"log-level", "PODIUM_LOG_LEVEL", "LEVEL", "debug, info, warn or error (default info)"},
+    [S_WEB_DIR] = {"web-dir", "PODIUM_WEB_DIR", "DIR", "the dashboard's files, served at / (default build/web)"},
+    [S_CORS_ORIGINS] = {"cors-origins", "PODIUM_CORS_ORIGINS", "LIST", "web origins whose pages may call the API, comma-separated (default none)"},
+    [S_SSE_HEARTBEAT] = {"sse-heartbeat", "PODIUM_SSE_HEARTBEAT", "SECONDS", "comment line sent on an idle event stream (default 15)"},
+    [S_AUTH_CACHE] = {"auth-cache", "PODIUM_AUTH_CACHE", "SECONDS", "how long a verified API key is trusted without a query; 0: never (default 10)"},
     [S_MIGRATE] = {"migrate", NULL, NULL, "apply pending migrations (and bootstrap an empty database), then exit"},
     [S_ROUTES] = {"routes", NULL, NULL, "print the route table and exit"},
     [S_HELP] = {"help", NULL, NULL, "this text"},
@@ -61,6 +67,24 @@ static int apply(struct server_config *cfg, int which, const char *value,
     case S_BIND: cfg->bind = value; return 0;
     case S_DATABASE_URL: cfg->database_url = value; return 0;
     case S_BOOTSTRAP_KEY_FILE: cfg->bootstrap_key_file = value; return 0;
+    case S_WEB_DIR: cfg->web_dir = value; return 0;
+    case S_CORS_ORIGINS: {
+        char why[300];
+        if (cors_check_list(value, why, sizeof why) < 0) {
+            snprintf(err, errlen, "%s: %s", source, why);
+            return -1;
+        }
+        cfg->cors_origins = value;
+        return 0;
+    }
+    case S_SSE_HEARTBEAT:
+        if (parse_int(value, 1, 3600, &v) < 0) break;
+        cfg->sse_heartbeat_s = (int)v;
+        return 0;
+    case S_AUTH_CACHE:
+        if (parse_int(value, 0, 300, &v) < 0) break;
+        cfg->auth_cache_s = (int)v;
+        return 0;
     case S_LOG_LEVEL:
         if (strcmp(value, "debug") && strcmp(value, "info") &&
             strcmp(value, "warn") && strcmp(value, "error")) break;
@@ -120,6 +144,10 @@ int config_load(struct server_config *cfg, int argc, char **argv,
     cfg->request_timeout_s = 60;
     cfg->shutdown_grace_s = 10;
     cfg->log_level = "info";
+    cfg->web_dir = "build/web";
+    cfg->cors_origins = "";
+    cfg->sse_heartbeat_s = 15;
+    cfg->auth_cache_s = 10;
 
     for (int i = 0; i < S_COUNT; i++) {
         if (settings[i].env == NULL) continue;

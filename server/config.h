@@ -25,6 +25,10 @@ struct server_config {
     int shutdown_grace_s;          /* PODIUM_SHUTDOWN_GRACE, --shutdown-grace */
     const char *bootstrap_key_file;/* PODIUM_BOOTSTRAP_KEY_FILE, --bootstrap-key-file */
     const char *log_level;         /* PODIUM_LOG_LEVEL, --log-level */
+    const char *web_dir;           /* PODIUM_WEB_DIR, --web-dir: the dashboard's files */
+    const char *cors_origins;      /* PODIUM_CORS_ORIGINS, --cors-origins: "" = no CORS */
+    int sse_heartbeat_s;           /* PODIUM_SSE_HEARTBEAT, --sse-heartbeat */
+    int auth_cache_s;              /* PODIUM_AUTH_CACHE, --auth-cache: 0 = off */
     int migrate_only;              /* --migrate */
     int print_routes;              /* --routes */
     int print_help;                /* --help */

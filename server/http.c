@@ -24,7 +24,9 @@
 #include "lib/crypto.h"
 #include "lib/log.h"
 #include "server/auth.h"
+#include "server/cors.h"
 #include "server/server.h"
+#include "server/static.h"
 
 #define MAX_URL_BYTES 4096
 
@@ -58,10 +60,24 @@ static void set_request_id(struct http_req *r)
 
 /* --- responses ------------------------------------------------------------ */
 
+/* CORS (cors.h): with an allow-list configured, every answer varies by
+ * Origin; a listed origin gets itself back and the headers it may read. */
+static void add_cors(struct http_req *r, struct MHD_Response *resp)
+{
+    const char *list = r->srv->cfg.cors_origins;
+    if (list == NULL || *list == '\0') return;
+    MHD_add_response_header(resp, "Vary", "Origin");
+    const char *origin = http_header(r, "Origin");
+    if (!cors_allowed(list, origin)) return;
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+    MHD_add_response_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+}
+
 /* Add the headers every response carries and queue it. */
 static int send_response(struct http_req *r, unsigned status, struct MHD_Response *resp,
                          size_t len, const char *content_type, const char *location)
 {
+    add_cors(r, resp);
     if (content_type) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "X-Request-Id", r->request_id);
     if (MHD_get_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL) == NULL)
@@ -377,6 +393,23 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind,
     return MHD_YES;
 }
 
+/* A CORS preflight: it carries no key, so it is answered before routing
+ * and authentication. */
+static int cors_preflight(struct http_req *r)
+{
+    const char *origin = http_header(r, "Origin");
+    if (!cors_allowed(r->srv->cfg.cors_origins, origin))
+        return http_problem(r, 403, "origin-not-allowed", "Origin not allowed", NULL,
+                            "pages from %.200s may not call this API (see --cors-origins)",
+                            origin);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL) return MHD_NO;
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", CORS_ALLOW_METHODS);
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+    MHD_add_response_header(resp, "Access-Control-Max-Age", CORS_MAX_AGE);
+    return send_response(r, 204, resp, 0, NULL, NULL);
+}
+
 /* Decisions that need only the request line and headers. Returns 1 when a
  * response was queued (into *ret). */
 static int early_checks(struct http_req *r, const char *url, enum MHD_Result *ret)
@@ -396,6 +429,12 @@ static int early_checks(struct http_req *r, const char *url, enum MHD_Result *re
         return 1;
     }
 
+    if (strcmp(r->method, "OPTIONS") == 0 && http_header(r, "Origin") &&
+        http_header(r, "Access-Control-Request-Method")) {
+        *ret = cors_preflight(r);
+        return 1;
+    }
+
     const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
     r->match = router_match(server_routes, server_routes_count, method, r->path,
                             &r->route, &r->params, r->allow, sizeof r->allow);
@@ -409,6 +448,13 @@ static int early_checks(struct http_req *r, const char *url, enum MHD_Result *re
         return 1;
     case ROUTE_BAD_PARAM:
     case ROUTE_NOT_FOUND:
+        /* Not an API route: the dashboard's files (static.h) answer GET and
+         * HEAD outside /v1. */
+        if (r->match == ROUTE_NOT_FOUND && strcmp(method, "GET") == 0 &&
+            strncmp(r->path, "/v1/", 4) != 0 && strcmp(r->path, "/v1") != 0) {
+            *ret = static_serve(r);
+            return 1;
+        }
         *ret = http_problem(r, 404, "not-found", "Not found", NULL,
                             "no resource at %s", r->path);
         return 1;

@@ -1,8 +1,16 @@
 /*
  * jobs.c - see jobs.h. Everything is scoped by the caller's team.
+ *
+ * A job, its trials and its leaderboard carry an ETag made from the job's
+ * latest event seq (etag.h). A GET with If-None-Match is first held
+ * against the seq the server knows from NOTIFY (events.h): when it
+ * matches, the answer is 304 with no query at all. Otherwise the job is
+ * read with its seq in the same statement, and the tag describes what was
+ * read (the seq is read first, so a tag is never newer than its body).
  */
 #include "server/jobs.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +22,11 @@
 #include "lib/crypto.h"
 #include "lib/log.h"
 #include "lib/pgjson.h"
+#include "server/etag.h"
+#include "server/events.h"
+#include "server/imagejobs.h"
 #include "server/resource.h"
+#include "server/server.h"
 #include "server/validate.h"
 
 /* --- what a job may ask for ----------------------------------------------------- */
@@ -55,7 +67,7 @@ static const struct family_info *family_find(const char *name)
     " json_build_object('max_trials', j.max_trials, 'max_seconds', j.max_seconds,"   \
     "   'trial_timeout_seconds', j.trial_timeout_seconds,"                            \
     "   'max_failed_trials', j.max_failed_trials) AS budget,"                         \
-    " j.cv, j.seed, j.parallelism, j.cancel_requested, j.error,"                      \
+    " j.cv, j.seed, j.parallelism, j.options, j.cancel_requested, j.error,"           \
     " " PGJSON_TS("j.created_at") " AS created_at,"                                   \
     " " PGJSON_TS("j.started_at") " AS started_at,"                                   \
     " " PGJSON_TS("j.finished_at") " AS finished_at"
@@ -164,7 +176,7 @@ int jobs_create(struct http_req *r)
     validator_init(&v);
     validate_only(&v, in, NULL, (const char *const[]){"dataset_id", "target", "task", "metric", "models",
                                                 "strategy", "budget", "cv", "seed", "parallelism",
-                                                NULL});
+                                                "options", NULL});
     struct dataset_facts ds = {0};
     const char *dataset_id = validate_string(&v, in, "dataset_id", 1, 36, 36);
     if (dataset_id && !http_is_uuid(dataset_id)) {
@@ -178,16 +190,29 @@ int jobs_create(struct http_req *r)
             return http_problem_db_unavailable(r, "reading the data set");
         }
         if (!ds.found) validate_error(&v, "dataset_id", "no such data set in your team");
-        else if (strcmp(ds.kind, "tabular") != 0)
-            validate_error(&v, "dataset_id", "is an image data set: image search (NAS) jobs are not available yet");
     }
+    /* An image job (server/imagejobs.h): the class is the target, the
+     * task classification, the families and strategies those of image
+     * search, and options say how images are sized and searched. */
+    int images = ds.found && strcmp(ds.kind, "images") == 0;
+    cJSON *options = NULL;
+    if (images) options = imagejobs_options(&v, in, ds.profile);
+    else if (cJSON_GetObjectItem(in, "options"))
+        validate_error(&v, "options", "only jobs on image data sets take options");
 
     const char *target = validate_string(&v, in, "target", 0, 1, 255);
     if (ds.found && target == NULL && cJSON_GetObjectItem(in, "target") == NULL) target = ds.target;
+    if (images && target && *target && strcmp(target, "class") != 0)
+        validate_error(&v, "target", "an image data set's target is its images' class "
+                                     "(the folder name or IDX label): give \"class\" or nothing");
+    if (images) target = "class";
     const char *task = validate_enum(&v, in, "task",
                                      (const char *const[]){"auto", "classification", "regression", NULL},
                                      "auto");
-    if (ds.found && target && *target && task) {
+    if (images && task && strcmp(task, "regression") == 0)
+        validate_error(&v, "task", "image jobs are classification");
+    if (images) task = "classification";
+    if (!images && ds.found && target && *target && task) {
         const char *col_task = task_of_column(ds.profile, target);
         if (col_task == NULL) validate_error(&v, "target", "the data set has no column '%s'", target);
         else if (strcmp(task, "auto") == 0)
@@ -205,7 +230,8 @@ int jobs_create(struct http_req *r)
         else if (task && strcmp(task, "auto") != 0 && mi->classification != classification)
             validate_error(&v, "metric", "%s does not apply to %s", metric, task);
     }
-    if (mi == NULL && task && strcmp(task, "auto") != 0) mi = metric_find(classification ? "logloss" : "rmse");
+    if (mi == NULL && task && strcmp(task, "auto") != 0)
+        mi = metric_find(images ? "accuracy" : classification ? "logloss" : "rmse");
 
     /* models: the families to search in the order given (repeats dropped),
      * default every applicable one. */
@@ -221,6 +247,16 @@ int jobs_create(struct http_req *r)
             cJSON_ArrayForEach(it, m) {
                 char field[32];
                 snprintf(field, sizeof field, "models[%d]", i++);
+                if (images) {
+                    const char *name = cJSON_GetStringValue(it);
+                    if (!imagejobs_family(name)) {
+                        validate_error(&v, field, "must be one of cnn, knn, mlp, linear (image data)");
+                    } else if (strstr(models, name) == NULL) {
+                        strncat(models, models[1] ? "," : "", sizeof models - strlen(models) - 1);
+                        strncat(models, name, sizeof models - strlen(models) - 1);
+                    }
+                    continue;
+                }
                 const struct family_info *fi = cJSON_IsString(it) ? family_find(it->valuestring) : NULL;
                 if (fi == NULL) {
                     validate_error(&v, field, "must be one of linear, rf, extratrees, gbm, knn, nb, mlp");
@@ -236,6 +272,11 @@ int jobs_create(struct http_req *r)
                 strncat(models, fi->name, sizeof models - strlen(models) - 1);
             }
         }
+    } else if (images) {
+        for (size_t i = 0; imagejobs_families[i]; i++) {
+            strncat(models, models[1] ? "," : "", sizeof models - strlen(models) - 1);
+            strncat(models, imagejobs_families[i], sizeof models - strlen(models) - 1);
+        }
     } else {
         for (size_t i = 0; i < N_FAMILIES; i++) {
             if (!classification && !families[i].regression) continue;
@@ -246,8 +287,14 @@ int jobs_create(struct http_req *r)
     strncat(models, "}", sizeof models - strlen(models) - 1);
 
     const cJSON *s = cJSON_GetObjectItem(in, "strategy");
-    const char *strategy = "random";
-    if (s && !cJSON_IsNull(s)) {
+    const char *strategy = images ? imagejobs_strategies[0] : "random";
+    if (images && s && !cJSON_IsNull(s)) {
+        strategy = cJSON_GetStringValue(s);
+        if (!imagejobs_strategy(strategy)) {
+            validate_error(&v, "strategy", "must be darts, evolution or random (image data)");
+            strategy = imagejobs_strategies[0];
+        }
+    } else if (s && !cJSON_IsNull(s)) {
         static const char *const known[] = {"random", "tpe", "asha"};
         strategy = NULL;
         for (size_t i = 0; cJSON_IsString(s) && i < sizeof known / sizeof known[0]; i++)
@@ -273,6 +320,7 @@ int jobs_create(struct http_req *r)
 
     const cJSON *cv = cJSON_GetObjectItem(in, "cv");
     char cv_json[64] = "{\"folds\": 5}";
+    if (images) snprintf(cv_json, sizeof cv_json, "{\"holdout\": 0.2}");
     if (cv && !cJSON_IsNull(cv)) {
         if (!cJSON_IsObject(cv)) {
             validate_error(&v, "cv", "must be {\"folds\": k} or {\"holdout\": fraction}");
@@ -295,11 +343,18 @@ int jobs_create(struct http_req *r)
     long seed = validate_int(&v, in, "seed", "seed", 0, 2147483647, 0);
     long parallelism = validate_int(&v, in, "parallelism", "parallelism", 1, 1024, 2);
 
-    if (validator_failed(&v)) {
+    char *options_text = NULL;
+    if (validator_failed(&v) || (images && (options_text = cJSON_PrintUnformatted(options)) == NULL)) {
+        cJSON_Delete(options);
         cJSON_Delete(ds.profile);
         cJSON_Delete(in);
+        if (!validator_failed(&v)) {
+            validator_free(&v);
+            return http_problem(r, 500, "internal", "Out of memory", NULL, "creating the job");
+        }
         return http_problem_invalid(r, validator_take(&v));
     }
+    cJSON_Delete(options);
     validator_free(&v);
 
     char nums[6][24];
@@ -309,17 +364,20 @@ int jobs_create(struct http_req *r)
     snprintf(nums[3], sizeof nums[3], "%ld", max_failed);
     snprintf(nums[4], sizeof nums[4], "%ld", parallelism);
     snprintf(nums[5], sizeof nums[5], "%ld", seed);
-    const char *p[15] = {r->auth.team_id, dataset_id, target, task, mi->name,
+    const char *p[16] = {r->auth.team_id, dataset_id, target, task, mi->name,
                          mi->higher_is_better ? "true" : "false", models, strategy,
-                         nums[0], nums[1], nums[2], nums[3], nums[4], cv_json, nums[5]};
+                         nums[0], nums[1], nums[2], nums[3], nums[4], cv_json, nums[5],
+                         options_text ? options_text : "{}"};
     PGresult *res = pool_exec(&r->db,
         "WITH j AS (INSERT INTO jobs (team_id, dataset_id, target, task, metric, higher_is_better,"
         "   models, strategy, max_trials, max_seconds, trial_timeout_seconds, max_failed_trials,"
-        "   parallelism, cv, seed)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11, $12, $13, $14::jsonb, $15)"
+        "   parallelism, cv, seed, options)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11, $12, $13, $14::jsonb, $15,"
+        "   $16::jsonb)"
         " RETURNING *), n AS (SELECT pg_notify('podium_jobs', id::text) FROM j)"
         " SELECT " JOB_COLUMNS " FROM j, n",
-        15, p);
+        16, p);
+    cJSON_free(options_text);
     cJSON_Delete(ds.profile);
     cJSON_Delete(in);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -366,22 +424,98 @@ int jobs_list(struct http_req *r)
     return http_respond_json(r, 200, out);
 }
 
+/* The job's team and latest event seq, read with the job (and dropped
+ * from its JSON by job_json). */
+#define JOB_HEAD                                                                      \
+    ", j.team_id AS _team_id, coalesce(h.seq, 0) AS _seq,"                             \
+    " coalesce(h.job_seq, 0) AS _job_seq, coalesce(h.board_seq, 0) AS _board_seq"      \
+    " FROM jobs j LEFT JOIN job_event_heads h ON h.job_id = j.id"
+
 /* One job of the caller's team, with progress; NULL (response queued) when
- * it is not there. */
-static PGresult *fetch_job(struct http_req *r, int *ret)
+ * it is not there. seq (may be NULL) gets its latest event seqs, which the
+ * event table also learns. */
+static PGresult *fetch_job(struct http_req *r, int *ret, int64_t seq[EVENTS_VIEWS])
 {
-    return resource_fetch(r, "job_id", "job",
-        "SELECT " JOB_COLUMNS JOB_PROGRESS " FROM jobs j WHERE j.id = $1 AND j.team_id = $2", ret);
+    uint64_t epoch = events_epoch(r->srv->events);
+    PGresult *res = resource_fetch(r, "job_id", "job",
+        "SELECT " JOB_COLUMNS JOB_PROGRESS JOB_HEAD " WHERE j.id = $1 AND j.team_id = $2", ret);
+    if (res == NULL) return NULL;
+    struct events_job known;
+    snprintf(known.team_id, sizeof known.team_id, "%s",
+             PQgetvalue(res, 0, PQfnumber(res, "_team_id")));
+    static const char *const cols[EVENTS_VIEWS] = {"_seq", "_job_seq", "_board_seq"};
+    for (int v = 0; v < EVENTS_VIEWS; v++)
+        known.seq[v] = strtoll(PQgetvalue(res, 0, PQfnumber(res, cols[v])), NULL, 10);
+    events_note(r->srv->events, PQgetvalue(res, 0, PQfnumber(res, "id")), &known, epoch);
+    if (seq) memcpy(seq, known.seq, sizeof known.seq);
+    return res;
 }
 
+static cJSON *job_json(const PGresult *res)
+{
+    cJSON *job = pgjson_row(res, 0);
+    static const char *const hidden[] = {"_team_id", "_seq", "_job_seq", "_board_seq"};
+    for (size_t i = 0; i < sizeof hidden / sizeof hidden[0]; i++)
+        cJSON_DeleteItemFromObject(job, hidden[i]);
+    return job;
+}
+
+static int is_get(const struct http_req *r)
+{
+    return strcmp(r->method, "GET") == 0 || strcmp(r->method, "HEAD") == 0;
+}
+
+int jobs_poll_from_memory(struct http_req *r, int view, const char *variant, int weak, int *ret)
+{
+    const char *inm = http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    const char *id = http_param(r, "job_id");
+    if (inm == NULL || !is_get(r) || !http_is_uuid(id)) return 0;
+    char low[37];
+    for (int i = 0; i < 36; i++) low[i] = (char)tolower((unsigned char)id[i]);
+    low[36] = '\0';
+    struct events_job j;
+    if (!events_peek(r->srv->events, low, &j)) return 0;
+    if (strcmp(j.team_id, r->auth.team_id) != 0) {
+        *ret = not_found(r, "job");
+        return 1;
+    }
+    char etag[ETAG_MAX];
+    etag_job(etag, j.seq[view], variant, weak);
+    if (!etag_match(inm, etag)) return 0;
+    *ret = http_respond_not_modified(r, etag);
+    return 1;
+}
+
+/* body (taken) with its tag, or 304 when the request already has it. */
+static int respond_tagged(struct http_req *r, cJSON *body, const char *etag)
+{
+    if (is_get(r) && etag_match(http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+        cJSON_Delete(body);
+        return http_respond_not_modified(r, etag);
+    }
+    char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+    cJSON_Delete(body);
+    if (text == NULL) return MHD_NO;
+    return http_respond_bytes(r, 200, "application/json", text, strlen(text), etag);
+}
+
+/* GET /v1/jobs/{id}. The tag is weak: progress.elapsed_seconds and
+ * remaining_seconds are computed when the response is made and are the
+ * only members that differ between two bodies with the same tag (a
+ * client showing a clock computes it from started_at and
+ * budget.max_seconds; api/openapi.yaml says so). */
 int jobs_get(struct http_req *r)
 {
     int ret;
-    PGresult *res = fetch_job(r, &ret);
+    if (jobs_poll_from_memory(r, EVENTS_JOB, "job", 1, &ret)) return ret;
+    int64_t seq[EVENTS_VIEWS];
+    PGresult *res = fetch_job(r, &ret, seq);
     if (res == NULL) return ret;
-    cJSON *job = pgjson_row(res, 0);
+    cJSON *job = job_json(res);
     PQclear(res);
-    return http_respond_json(r, 200, job);
+    char etag[ETAG_MAX];
+    etag_job(etag, seq[EVENTS_JOB], "job", 1);
+    return respond_tagged(r, job, etag);
 }
 
 /* PATCH /v1/jobs/{id}: raise (or lower) the budget of a job that has not
@@ -478,9 +612,9 @@ int jobs_cancel(struct http_req *r)
     if (!updated)
         return http_problem(r, 409, "job-finished", "Conflict", NULL, "the job has %s already", state);
     int ret;
-    res = fetch_job(r, &ret);
+    res = fetch_job(r, &ret, NULL);
     if (res == NULL) return ret;
-    cJSON *job = pgjson_row(res, 0);
+    cJSON *job = job_json(res);
     PQclear(res);
     return http_respond_json(r, 202, job);
 }
@@ -488,13 +622,15 @@ int jobs_cancel(struct http_req *r)
 #define TRIAL_COLUMNS                                                                  \
     "t.id, t.job_id, t.seq, t.state, t.family, t.params, t.attempts, t.score, t.score_std," \
     " t.metrics, t.fit_seconds, t.predict_us_per_row, t.model_bytes, t.failure_reason,"     \
-    " t.progress, " PGJSON_TS("t.started_at") " AS started_at,"                            \
+    " t.progress, t.details, " PGJSON_TS("t.started_at") " AS started_at,"                 \
     " " PGJSON_TS("t.finished_at") " AS finished_at"
 
 int jobs_trials(struct http_req *r)
 {
     int ret;
-    PGresult *job = fetch_job(r, &ret);
+    if (jobs_poll_from_memory(r, EVENTS_ALL, "trials", 0, &ret)) return ret;
+    int64_t seq[EVENTS_VIEWS];
+    PGresult *job = fetch_job(r, &ret, seq);
     if (job == NULL) return ret;
     PQclear(job);
     const char *p[2] = {http_param(r, "job_id"), r->auth.team_id};
@@ -509,7 +645,9 @@ int jobs_trials(struct http_req *r)
     cJSON *out = cJSON_CreateObject();
     cJSON_AddItemToObject(out, "items", pgjson_rows(res));
     PQclear(res);
-    return http_respond_json(r, 200, out);
+    char etag[ETAG_MAX];
+    etag_job(etag, seq[EVENTS_ALL], "trials", 0);
+    return respond_tagged(r, out, etag);
 }
 
 int trials_get(struct http_req *r)
@@ -527,17 +665,24 @@ int trials_get(struct http_req *r)
     "SELECT rank() OVER (ORDER BY CASE WHEN j.higher_is_better THEN -t.score ELSE t.score END)" \
     "   AS rank, t.id AS model_id, t.job_id, t.family, t.params, j.metric, t.score,"    \
     "   t.score_std, t.metrics, t.fit_seconds, t.predict_us_per_row, t.model_bytes,"    \
-    "   " PGJSON_TS("t.finished_at") " AS trained_at"                                   \
+    "   " PGJSON_TS("t.finished_at") " AS trained_at, t.details"                        \
     " FROM trials t JOIN jobs j ON j.id = t.job_id"                                      \
     " WHERE t.state = 'succeeded' AND " where                                            \
     " ORDER BY rank, t.finished_at, t.id"
 
-/* A leaderboard as JSON, or CSV for Accept: text/csv; ETag from the rows. */
-static int respond_leaderboard(struct http_req *r, PGresult *res, cJSON *head)
+static int wants_csv(struct http_req *r)
+{
+    const char *accept = http_header(r, "Accept");
+    return accept && strstr(accept, "text/csv") != NULL;
+}
+
+/* A leaderboard as JSON, or CSV for Accept: text/csv; its ETag is
+ * job_etag, or (NULL) a hash of the body. */
+static int respond_leaderboard(struct http_req *r, PGresult *res, cJSON *head,
+                               const char *job_etag)
 {
     int rows = PQntuples(res);
-    const char *accept = http_header(r, "Accept");
-    int csv = accept && strstr(accept, "text/csv") != NULL;
+    int csv = wants_csv(r);
     char *body = NULL;
     size_t len = 0;
     if (csv) {
@@ -565,13 +710,16 @@ static int respond_leaderboard(struct http_req *r, PGresult *res, cJSON *head)
         len = body ? strlen(body) : 0;
     }
     if (body == NULL) return MHD_NO;
-    unsigned char h[CRYPTO_SHA256_LEN];
-    char etag[40] = "\"";
-    crypto_sha256(body, len, h);
-    crypto_hex(h, 16, etag + 1);
-    strcat(etag, "\"");
-    const char *inm = http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
-    if (inm && strstr(inm, etag)) {
+    char etag[ETAG_MAX] = "\"";
+    if (job_etag) {
+        snprintf(etag, sizeof etag, "%s", job_etag);
+    } else {
+        unsigned char h[CRYPTO_SHA256_LEN];
+        crypto_sha256(body, len, h);
+        crypto_hex(h, 16, etag + 1);
+        strcat(etag, "\"");
+    }
+    if (etag_match(http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
         free(body);
         return http_respond_not_modified(r, etag);
     }
@@ -581,7 +729,10 @@ static int respond_leaderboard(struct http_req *r, PGresult *res, cJSON *head)
 int jobs_leaderboard(struct http_req *r)
 {
     int ret;
-    PGresult *job = fetch_job(r, &ret);
+    const char *variant = wants_csv(r) ? "lb.csv" : "lb.json";
+    if (jobs_poll_from_memory(r, EVENTS_BOARD, variant, 0, &ret)) return ret;
+    int64_t seq[EVENTS_VIEWS];
+    PGresult *job = fetch_job(r, &ret, seq);
     if (job == NULL) return ret;
     cJSON *head = cJSON_CreateObject();
     cJSON_AddStringToObject(head, "job_id", PQgetvalue(job, 0, PQfnumber(job, "id")));
@@ -598,7 +749,9 @@ int jobs_leaderboard(struct http_req *r)
         PQclear(res);
         return ret;
     }
-    ret = respond_leaderboard(r, res, head);
+    char etag[ETAG_MAX];
+    etag_job(etag, seq[EVENTS_BOARD], variant, 0);
+    ret = respond_leaderboard(r, res, head, etag);
     PQclear(res);
     return ret;
 }
@@ -652,7 +805,7 @@ int leaderboards_team(struct http_req *r)
         PQclear(res);
         return ret;
     }
-    int ret = respond_leaderboard(r, res, head);
+    int ret = respond_leaderboard(r, res, head, NULL);
     PQclear(res);
     return ret;
 }
@@ -664,7 +817,7 @@ int models_get(struct http_req *r)
     return resource_get(r, "model_id", "model",
         "SELECT t.id, t.job_id, j.dataset_id, j.target, j.task, t.family, t.params, j.metric,"
         " t.score, t.score_std, t.metrics, t.fit_seconds, t.predict_us_per_row, t.model_bytes,"
-        " encode(t.artifact_sha256, 'hex') AS artifact_sha256,"
+        " encode(t.artifact_sha256, 'hex') AS artifact_sha256, t.details,"
         " " PGJSON_TS("t.finished_at") " AS trained_at"
         " FROM trials t JOIN jobs j ON j.id = t.job_id"
         " WHERE t.id = $1 AND t.team_id = $2 AND t.state = 'succeeded'");

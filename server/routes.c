@@ -6,6 +6,8 @@
 #include "server/router.h"
 
 #include "server/datasets.h"
+#include "server/feed.h"
+#include "server/genotypes.h"
 #include "server/health.h"
 #include "server/jobs.h"
 #include "server/predict.h"
@@ -40,10 +42,13 @@ const struct route server_routes[] = {
     ROUTE("POST", "/v1/jobs/{job_id}/cancel", ROUTE_MEMBER, jobs_cancel, "cancel a job"),
     ROUTE("GET", "/v1/jobs/{job_id}/trials", ROUTE_MEMBER, jobs_trials, "a job's trials"),
     ROUTE("GET", "/v1/jobs/{job_id}/leaderboard", ROUTE_MEMBER, jobs_leaderboard, "a job's models, ranked"),
+    ROUTE("GET", "/v1/jobs/{job_id}/events", ROUTE_MEMBER, feed_get, "a job's events: JSON after a seq, or a live SSE stream"),
     ROUTE("GET", "/v1/trials/{trial_id}", ROUTE_MEMBER, trials_get, "one trial with its learning curve"),
     ROUTE("GET", "/v1/leaderboards", ROUTE_MEMBER, leaderboards_team, "every model the team trained on a data set"),
     ROUTE("GET", "/v1/models/{model_id}", ROUTE_MEMBER, models_get, "a trained model"),
     ROUTE("GET", "/v1/models/{model_id}/artifact", ROUTE_MEMBER, models_artifact, "download a model file"),
+    ROUTE("GET", "/v1/models/{model_id}/genotype", ROUTE_MEMBER, models_genotype, "a CNN model's architecture genotype (JSON)"),
+    ROUTE("GET", "/v1/models/{model_id}/genotype.svg", ROUTE_MEMBER, models_genotype_svg, "a CNN model's cells drawn as SVG"),
     ROUTE("POST", "/v1/models/{model_id}/predict", ROUTE_MEMBER, models_predict, "predictions for CSV or JSON rows"),
 };
 

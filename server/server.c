@@ -17,6 +17,8 @@
 #include <sys/socket.h>
 
 #include "lib/log.h"
+#include "server/auth.h"
+#include "server/events.h"
 #include "server/http.h"
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -48,9 +50,24 @@ int server_start(struct server *s, char *err, size_t errlen)
         return -1;
     }
     atomic_store(&s->inflight, 0);
+    s->keys = auth_cache_new(s->cfg.auth_cache_s);
+    s->events = s->keys ? events_new(s->cfg.database_url, s->cfg.sse_heartbeat_s * 1000,
+                                     auth_cache_forget, s->keys, err, errlen)
+                        : NULL;
+    if (s->events == NULL) {
+        if (s->keys == NULL) snprintf(err, errlen, "out of memory");
+        freeaddrinfo(ai);
+        auth_cache_free(s->keys);
+        s->keys = NULL;
+        pool_free(s->pool);
+        s->pool = NULL;
+        return -1;
+    }
 
+    /* Suspend/resume: an event stream with nothing to send is suspended
+     * (events.h) instead of holding its worker thread. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     /* libmicrohttpd keeps a connection's headers in a per-connection pool:
      * leave it room beyond our own limit so that ours (with a problem+json
@@ -69,6 +86,10 @@ int server_start(struct server *s, char *err, size_t errlen)
     if (s->mhd == NULL) {
         snprintf(err, errlen, "cannot listen on %s:%d (in use, or not permitted)",
                  s->cfg.bind, s->cfg.port);
+        events_free(s->events);
+        s->events = NULL;
+        auth_cache_free(s->keys);
+        s->keys = NULL;
         pool_free(s->pool);
         s->pool = NULL;
         return -1;
@@ -85,6 +106,8 @@ void server_stop(struct server *s)
      * the requests already accepted run to completion. */
     MHD_socket listener = MHD_quiesce_daemon(s->mhd);
     if (listener != MHD_INVALID_SOCKET) close(listener);
+    /* Event streams would run forever: end them now. */
+    events_close_streams(s->events);
 
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
@@ -101,6 +124,10 @@ void server_stop(struct server *s)
     }
     MHD_stop_daemon(s->mhd);
     s->mhd = NULL;
+    events_free(s->events);
+    s->events = NULL;
+    auth_cache_free(s->keys);
+    s->keys = NULL;
     pool_free(s->pool);
     s->pool = NULL;
 }

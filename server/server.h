@@ -13,12 +13,17 @@
 #include "server/config.h"
 #include "server/pool.h"
 
+struct events;
+struct auth_cache;
+
 struct server {
     struct server_config cfg;
     struct pool *pool;
     struct MHD_Daemon *mhd;
     int port;                   /* the bound port (cfg.port may be 0) */
     atomic_int inflight;        /* requests begun and not yet completed */
+    struct events *events;      /* job events: NOTIFY listener, SSE waiters */
+    struct auth_cache *keys;    /* verified API keys (auth.h) */
 };
 
 /* Start listening. 0, or -1 with err. */

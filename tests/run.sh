@@ -11,6 +11,8 @@
 #   PODIUM_TEST_PGCTL     a command that takes "stop" or "start" for the cluster
 #   PODIUM_BIN_DIR        where podium-server & co. are
 #   PODIUM_TEST_TMP       a scratch folder
+#   PODIUM_TEST_SCREENSHOTS  where the browser test (test_dashboard) puts
+#                         its screenshots: build/test-screenshots, kept
 # Set PODIUM_TEST_FILTER to a substring to run only matching programs, and
 # PODIUM_TEST_VERBOSE=1 to see the output of passing programs too.
 set -u
@@ -48,6 +50,7 @@ export PODIUM_TEST_PGCTL="$as $bindir/pg_ctl -D $tmp/pg/data -l $tmp/pg/postgres
 export PODIUM_BIN_DIR="$bin_dir"
 export PODIUM_TEST_TMP="$tmp/scratch"
 mkdir -p "$PODIUM_TEST_TMP"
+export PODIUM_TEST_SCREENSHOTS="$root/build/test-screenshots"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 
@@ -81,6 +84,10 @@ for t in "$test_dir"/unit/test_* "$test_dir"/integration/test_*; do
 done
 
 echo
+# Named when this run took them (newer than its scratch folder).
+if [ -n "$(find "$PODIUM_TEST_SCREENSHOTS" -name '*.png' -newer "$tmp" 2>/dev/null | head -1)" ]; then
+    echo "dashboard screenshots: $PODIUM_TEST_SCREENSHOTS"
+fi
 [ -n "$programs_failed" ] && echo "failing programs:$programs_failed"
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,31 @@
+/*
+ * feed.h - GET /v1/jobs/{job_id}/events: a job's events, stored in
+ * job_events by triggers (migrations/0005), in order of their per-job seq.
+ *
+ * Two representations of the same events:
+ *
+ *   - JSON (the default): the events after ?after=SEQ (default 0), at most
+ *     ?limit (default 100, at most 1000), for clients that poll; tagged
+ *     like the job itself (etag.h), so an unchanged poll is a 304 from
+ *     memory.
+ *   - Server-Sent Events (Accept: text/event-stream): the stored events
+ *     after Last-Event-ID (or ?after), then live ones as they are
+ *     committed, as "id: <seq>", "event: <type>", "data: <the JSON item>".
+ *     Replay and live are one loop over "seq > the last sent", so nothing
+ *     is lost or repeated at the boundary, nor across a reconnection with
+ *     Last-Event-ID. An idle stream gets ": ping" every --sse-heartbeat
+ *     seconds. The stream ends after the job's final job_state event; a
+ *     reconnection after that is answered 204 (which tells an EventSource
+ *     to stop).
+ *
+ * A stream with nothing to send suspends its connection (events.h), so an
+ * open stream costs a connection slot and a little memory, not a thread.
+ */
+#ifndef PODIUM_SERVER_FEED_H
+#define PODIUM_SERVER_FEED_H
+
+#include "server/http.h"
+
+int feed_get(struct http_req *r);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * leaderboard.js - the team leaderboard of one data set: every model the
+ * team trained on it, across jobs (GET /v1/leaderboards?dataset_id=),
+ * ranked by the latest job's metric, best first, with a CSV export (the
+ * same request with Accept: text/csv).
+ */
+import { api, download } from './api.js';
+import { field, fill, fmtBytes, fmtDate, fmtParams, fmtScore, fmtSeconds, h, shortId, tableWrap } from './dom.js';
+import { errorBox, go, toast } from './ui.js';
+
+export async function leaderboardView(main, [datasetId]) {
+    const list = await api('/v1/datasets?limit=500');
+    const sets = list.items.filter((d) => d.kind === 'tabular');
+    const pick = h('select', { name: 'dataset' },
+        h('option', { value: '', text: 'Choose a data set', disabled: true, selected: !datasetId }),
+        sets.map((d) => h('option', { value: d.id, text: d.name, selected: d.id === datasetId })));
+    const chooser = field('Data set', pick);
+    pick.addEventListener('change', () => go(`#/leaderboards/${pick.value}`));
+    const out = h('div', { 'aria-live': 'polite' });
+    main.append(h('h1', { text: 'Team leaderboard' }), h('div', { class: 'card narrow' }, chooser.row), out);
+    if (!datasetId) {
+        if (sets.length === 0) out.append(h('p', { class: 'muted', text: 'Upload a table first.' }));
+        return;
+    }
+    const ds = list.items.find((d) => d.id === datasetId);
+    const name = ds ? ds.name : shortId(datasetId);
+    let board;
+    try {
+        board = await api(`/v1/leaderboards?dataset_id=${encodeURIComponent(datasetId)}`);
+    } catch (err) {
+        out.append(errorBox(err));
+        return;
+    }
+    const items = board.items || [];
+    const exportBtn = h('button', { type: 'button', id: 'export-csv', text: 'Export CSV', disabled: items.length === 0 });
+    exportBtn.addEventListener('click', async () => {
+        try {
+            await download(`/v1/leaderboards?dataset_id=${encodeURIComponent(datasetId)}`, `leaderboard-${name}.csv`, 'text/csv');
+        } catch (err) {
+            toast(`Export failed: ${err.message}`, 'error');
+        }
+    });
+    const table = h('table', { class: 'data leaderboard', id: 'team-leaderboard' },
+        h('thead', {}, h('tr', {}, ['Rank', 'Family', `Score (${board.metric || '?'})`, '± std', 'Job', 'Fit time', 'Size', 'Params', 'Trained'].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', {}, items.map((r) => h('tr', { class: r.rank === 1 ? 'best' : null },
+            h('td', { text: String(r.rank) }),
+            h('th', { scope: 'row' }, h('a', { href: `#/trials/${r.model_id}`, text: r.family, 'aria-label': `${r.family} ${shortId(r.model_id)}` }),
+                r.rank === 1 ? [' ', h('span', { class: 'tag best-tag', text: '★ best' })] : null),
+            h('td', { class: 'num', text: fmtScore(r.score) }),
+            h('td', { class: 'num', text: fmtScore(r.score_std) }),
+            h('td', {}, h('a', { href: `#/jobs/${r.job_id}`, text: shortId(r.job_id), 'aria-label': `Job ${shortId(r.job_id)}` })),
+            h('td', { class: 'num', text: fmtSeconds(r.fit_seconds) }),
+            h('td', { class: 'num', text: fmtBytes(r.model_bytes) }),
+            h('td', { class: 'params', text: fmtParams(r.params), title: JSON.stringify(r.params) }),
+            h('td', { text: fmtDate(r.trained_at) })))));
+    fill(out,
+        h('section', { class: 'card', 'aria-labelledby': 'team-board-title' },
+            h('h2', { id: 'team-board-title', text: `${name}: ${items.length} model${items.length === 1 ? '' : 's'}` }),
+            h('p', { class: 'muted', text: `Target ${board.target || '?'}, ranked by ${board.metric || '?'} across the team's jobs.` }),
+            h('div', { class: 'toolbar' }, exportBtn, h('a', { class: 'button secondary', href: `#/datasets/${datasetId}`, text: 'Data set and new job' })),
+            items.length ? tableWrap('Team leaderboard', table) : h('p', { class: 'muted', text: 'No models on this data set yet.' })));
+}
