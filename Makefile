@@ -5,6 +5,8 @@
 #                   migrate, start the server and the scheduler
 #   make test       the whole suite against a throwaway PostgreSQL
 #   make test SAN=1 the same suite built with AddressSanitizer + UBSan
+#   make CUDA=0     leave out the CUDA backend (built when nvcc and cuDNN are
+#                   found; tests/gpu/run.sh builds and runs its checks on a GPU)
 #   make web        the dashboard: npm ci in web/ (when the lock changed), then
 #                   the files podium-server serves, copied into build/web/
 #
@@ -45,6 +47,43 @@ ALL_LDFLAGS := $(SANFLAGS) $(LDFLAGS)
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 ALL_CFLAGS += -DPODIUM_VERSION='"$(VERSION)"'
 
+# --- CUDA (optional) -----------------------------------------------------------
+# nn/cuda/*.cu is the CNN engine's CUDA/cuDNN/cuBLAS backend: built into
+# libnncuda.a (nvcc, host code without sanitizers) when nvcc and cuDNN are
+# found, unless CUDA=0; without it nn/cuda_none.c stands in. CUDA_ARCHS are
+# the GPUs compiled for (sm_80 A100, sm_90 H100), plus PTX for newer ones.
+CUDA_HOME  ?= /usr/local/cuda
+CUDA_ARCHS ?= 80 90
+NVCC       ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard $(CUDA_HOME)/bin/nvcc))
+CUDA_LIBDIR := $(firstword $(wildcard $(CUDA_HOME)/lib64 $(CUDA_HOME)/lib))
+CUDNN_FOUND := $(and $(wildcard $(CUDA_HOME)/include/cudnn.h /usr/include/cudnn.h /usr/include/x86_64-linux-gnu/cudnn.h),\
+                     $(wildcard $(CUDA_HOME)/lib64/libcudnn.so $(CUDA_HOME)/lib/libcudnn.so /usr/lib/x86_64-linux-gnu/libcudnn.so))
+ifeq ($(CUDA),0)
+USE_CUDA :=
+CUDA_SAYS := ✗ CUDA=0, skipping GPU/CUDA builds
+else ifeq ($(NVCC),)
+USE_CUDA :=
+CUDA_SAYS := ✗ nvcc not found, skipping GPU/CUDA builds
+else ifeq ($(CUDNN_FOUND),)
+USE_CUDA :=
+CUDA_SAYS := ✗ cuDNN not found under $(CUDA_HOME), skipping GPU/CUDA builds
+else
+USE_CUDA := 1
+CUDA_SAYS := ✓ nvcc found, including GPU/CUDA support
+endif
+ifeq ($(CUDA):$(USE_CUDA),1:)
+$(error CUDA=1 but $(CUDA_SAYS))
+endif
+ifeq ($(MAKELEVEL),0)
+$(info $(CUDA_SAYS))
+endif
+NVCCFLAGS := -O3 -std=c++17 -I. $(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+             -gencode arch=compute_$(lastword $(CUDA_ARCHS)),code=compute_$(lastword $(CUDA_ARCHS)) \
+             -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -Werror all-warnings -MMD -MP
+ifeq ($(USE_CUDA),1)
+LDLIBS += -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -Wl,--as-needed -lcudnn -lcublas -lcudart -lstdc++ -Wl,--no-as-needed
+endif
+
 # --- sources -----------------------------------------------------------------
 mains_of = $(filter %main.c,$(wildcard $(1)/*.c))
 mods_of  = $(filter-out %main.c,$(wildcard $(1)/*.c))
@@ -54,9 +93,11 @@ LIB_OBJ   := $(call objs,$(call mods_of,lib)) $(B)/gen/migrations.o
 SRV_OBJ   := $(call objs,$(call mods_of,server))
 SCHED_OBJ := $(call objs,$(call mods_of,scheduler))
 TRAIN_OBJ := $(call objs,$(call mods_of,trainers))
-NN_OBJ    := $(call objs,$(call mods_of,nn))
+NN_OBJ    := $(call objs,$(filter-out $(if $(USE_CUDA),nn/cuda_none.c),$(call mods_of,nn)))
+NNCUDA_OBJ := $(patsubst %.cu,$(B)/%.o,$(wildcard nn/cuda/*.cu))
 
-LIBS := $(B)/libserver.a $(B)/libscheduler.a $(B)/libtrainers.a $(B)/libnn.a $(B)/libpodium.a
+LIBS := $(B)/libserver.a $(B)/libscheduler.a $(B)/libtrainers.a $(B)/libnn.a \
+        $(if $(USE_CUDA),$(B)/libnncuda.a) $(B)/libpodium.a
 
 PROGRAMS := $(BIN)/podium-server $(BIN)/podium-scheduler $(BIN)/podium-train \
             $(if $(wildcard trainers/predict_main.c),$(BIN)/podium-predict)
@@ -88,6 +129,11 @@ $(B)/%.o: %.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+$(B)/%.o: %.cu
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  NVCC    $<")
+	$(Q)$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
 $(B)/gen/migrations.c: $(MIGRATIONS) scripts/embed-migrations.sh
 	@mkdir -p $(dir $@)
 	$(Q)sh scripts/embed-migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
@@ -99,7 +145,14 @@ $(B)/libpodium.a: $(LIB_OBJ)
 $(B)/libserver.a: $(SRV_OBJ)
 $(B)/libscheduler.a: $(SCHED_OBJ)
 $(B)/libtrainers.a: $(TRAIN_OBJ)
-$(B)/libnn.a: $(NN_OBJ)
+$(B)/libnncuda.a: $(NNCUDA_OBJ)
+# libnn.a holds nn/cuda_none.o only without CUDA: a stamp rewritten when
+# the choice changes (make CUDA=0, then make) rebuilds it.
+CUDA_STAMP := $(B)/cuda-choice
+$(shell mkdir -p $(B) && (echo "cuda=$(USE_CUDA)" | cmp -s - $(CUDA_STAMP) || echo "cuda=$(USE_CUDA)" > $(CUDA_STAMP)))
+$(B)/libnn.a: $(NN_OBJ) $(CUDA_STAMP)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $(NN_OBJ)
 $(B)/%.a:
 	@mkdir -p $(dir $@)
 	$(Q)rm -f $@ && ar rcs $@ $^
