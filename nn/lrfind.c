@@ -117,6 +117,39 @@ void lrfind_free(struct lrfind *f)
     free(f);
 }
 
+int lrfind_from_record(const struct lrfind_config *cfg, const double *lrs, const double *losses,
+                       const double *smoothed, size_t n, struct lrfind **out, char *err,
+                       size_t err_size)
+{
+    if (out) *out = NULL;
+    if (!lrs || !losses || !smoothed || !out || !cfg) {
+        set_err(err, err_size, "NULL argument");
+        return LRFIND_EARG;
+    }
+    if (n < 1 || n > (size_t)cfg->iterations) {
+        set_err(err, err_size, "a record of %zu points for %d iterations", n, cfg->iterations);
+        return LRFIND_EARG;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(lrs[i]) || !(lrs[i] > 0)) {
+            set_err(err, err_size, "learning rate %zu is not a finite number > 0", i);
+            return LRFIND_EARG;
+        }
+    struct lrfind *f;
+    int rc = lrfind_new(cfg, &f, err, err_size);
+    if (rc) return rc;
+    memcpy(f->lrs, lrs, n * sizeof *lrs);
+    memcpy(f->losses, losses, n * sizeof *losses);
+    memcpy(f->smoothed, smoothed, n * sizeof *smoothed);
+    f->n = n;
+    for (size_t i = 0; i < n; i++)
+        if (smoothed[i] < f->best) f->best = smoothed[i];
+    f->ended = 1;
+    f->stopped_early = n < (size_t)cfg->iterations;
+    *out = f;
+    return 0;
+}
+
 int lrfind_running(const struct lrfind *f) { return !f->ended; }
 size_t lrfind_count(const struct lrfind *f) { return f->n; }
 const double *lrfind_lrs(const struct lrfind *f) { return f->lrs; }

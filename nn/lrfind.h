@@ -122,6 +122,17 @@ int lrfind_report(struct lrfind *f, double loss);
 typedef int (*lrfind_step_fn)(void *ctx, double lr, double *loss);
 int lrfind_run(struct lrfind *f, lrfind_step_fn step, void *ctx);
 
+/* A finished finder holding a record made earlier (what lrfind_to_json
+ * wrote: its lrs, losses and smoothed arrays, n points each), so that a
+ * reader of the stored record can draw it (lrfind_svg) and suggest from
+ * it. cfg must be the test's configuration (the suggestions' window
+ * depends on its iterations); n in 1..cfg->iterations; the lrs finite and
+ * > 0; the losses may be NaN (a JSON null). Nothing is recomputed: the
+ * record is taken as given. 0, LRFIND_EARG or LRFIND_ENOMEM with err. */
+int lrfind_from_record(const struct lrfind_config *cfg, const double *lrs, const double *losses,
+                       const double *smoothed, size_t n, struct lrfind **out, char *err,
+                       size_t err_size);
+
 /* What was recorded: n points (one per reported step), read-only arrays
  * valid until the next report or lrfind_free. */
 size_t lrfind_count(const struct lrfind *f);

@@ -57,7 +57,7 @@ int artifact_store(PGconn *db, const struct artifact_store *a, char *err, size_t
     }
     Oid model = 0, oof = 0;
     unsigned char sha[CRYPTO_SHA256_LEN];
-    int rc = upload(db, a->model_path, &model, sha, err, errlen);
+    int rc = a->model_path ? upload(db, a->model_path, &model, sha, err, errlen) : 0;
     if (rc == 0 && a->oof_path) rc = upload(db, a->oof_path, &oof, NULL, err, errlen);
     if (rc != 0) goto rollback;
 
@@ -65,7 +65,8 @@ int artifact_store(PGconn *db, const struct artifact_store *a, char *err, size_t
     snprintf(model_s, sizeof model_s, "%u", model);
     snprintf(oof_s, sizeof oof_s, "%u", oof);
     crypto_hex(sha, sizeof sha, sha_hex + 2);
-    const char *v[] = {a->trial_id, a->owner, model_s, sha_hex, a->oof_path ? oof_s : NULL,
+    const char *v[] = {a->trial_id, a->owner, a->model_path ? model_s : NULL,
+                       a->model_path ? sha_hex : NULL, a->oof_path ? oof_s : NULL,
                        a->metrics, a->score, a->score_std, a->fit_seconds,
                        a->predict_us_per_row, a->model_bytes, a->progress,
                        a->learning_curve, a->stderr_tail, a->details};

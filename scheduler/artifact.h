@@ -21,7 +21,7 @@ enum { ARTIFACT_STORED = 0, ARTIFACT_LEASE_LOST = 1, ARTIFACT_EDB = -1, ARTIFACT
 struct artifact_store {
     const char *trial_id;
     const char *owner;            /* our lease_owner */
-    const char *model_path;
+    const char *model_path;       /* NULL: a result without a model (lr_find) */
     const char *oof_path;         /* may be NULL */
     /* text values for the trial row (NULL = SQL NULL) */
     const char *metrics, *score, *score_std, *fit_seconds, *predict_us_per_row,

@@ -83,11 +83,12 @@ static const char SQL_FAIL_JOB[] =
  * top CLAIM_ENSEMBLE_K succeeded trials; SQL_COMPLETE leaves such a job
  * alone until that trial exists. Not past the job's hard end (budget plus
  * one trial timeout: the runner would kill it there anyway). Not for image
- * jobs (options.nas): ensembles are over tabular out-of-fold predictions. */
+ * jobs (options.nas): ensembles are over tabular out-of-fold predictions.
+ * Not for lr_find jobs: their one trial is a curve, not a model. */
 #define CLAIM_ENSEMBLE_K "10"
 #define CLAIM_ENSEMBLE_ROUNDS 50
 #define ENSEMBLE_WANTED                                                                  \
-    "(NOT j.cancel_requested AND NOT j.options ? 'nas' "                                \
+    "(NOT j.cancel_requested AND NOT j.options ? 'nas' AND j.strategy <> 'lr_find' "    \
     " AND (SELECT count(*) FROM trials t WHERE t.job_id = j.id AND t.state = 'succeeded' " \
     "      AND t.family <> 'ensemble' AND t.score IS NOT NULL "                          \
     "      AND t.artifact_lo IS NOT NULL AND t.oof_lo IS NOT NULL) >= 2 "                \

@@ -139,7 +139,7 @@ const struct strategy_ops *strategy_find(const char *name)
 {
     static const struct strategy_ops *const all[] = {&strategy_random, &strategy_tpe,
                                                      &strategy_asha, &strategy_evolution,
-                                                     &strategy_darts};
+                                                     &strategy_darts, &strategy_lr_find};
     for (size_t i = 0; name != NULL && i < sizeof all / sizeof all[0]; i++)
         if (strcmp(name, all[i]->name) == 0) return all[i];
     return NULL;

@@ -73,6 +73,8 @@ extern const struct strategy_ops strategy_asha;
 extern const struct strategy_ops strategy_evolution;
 extern const struct strategy_ops strategy_darts;
 extern const struct strategy_ops strategy_nas_random;
+/* The learning-rate finder's one trial (lrfind_strategy.c). */
+extern const struct strategy_ops strategy_lr_find;
 
 /* The strategy called name ("random", "tpe", "asha"); NULL if not built in. */
 const struct strategy_ops *strategy_find(const char *name);

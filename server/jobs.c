@@ -88,6 +88,7 @@ static const struct family_info *family_find(const char *name)
     " (SELECT json_build_object('model_id', t.id, 'family', t.family, 'score', t.score," \
     "     'score_std', t.score_std, 'params', t.params)"                              \
     "   FROM trials t WHERE t.job_id = j.id AND t.state = 'succeeded'"                 \
+    "     AND t.artifact_lo IS NOT NULL"                                                \
     "   ORDER BY CASE WHEN j.higher_is_better THEN -t.score ELSE t.score END, t.seq LIMIT 1) AS best"
 
 #define not_found resource_not_found
@@ -660,14 +661,15 @@ int trials_get(struct http_req *r)
 /* --- leaderboards ---------------------------------------------------------------------- */
 
 /* Leaderboard rows: rank, model, family, params, the job's metric and the
- * others, costs. `where` selects the trials (t) of jobs (j). */
+ * others, costs. `where` selects the trials (t) of jobs (j). A model is a
+ * succeeded trial with an artifact (an LR-finder trial has none). */
 #define LEADERBOARD_SQL(where)                                                          \
     "SELECT rank() OVER (ORDER BY CASE WHEN j.higher_is_better THEN -t.score ELSE t.score END)" \
     "   AS rank, t.id AS model_id, t.job_id, t.family, t.params, j.metric, t.score,"    \
     "   t.score_std, t.metrics, t.fit_seconds, t.predict_us_per_row, t.model_bytes,"    \
     "   " PGJSON_TS("t.finished_at") " AS trained_at, t.details"                        \
     " FROM trials t JOIN jobs j ON j.id = t.job_id"                                      \
-    " WHERE t.state = 'succeeded' AND " where                                            \
+    " WHERE t.state = 'succeeded' AND t.artifact_lo IS NOT NULL AND " where              \
     " ORDER BY rank, t.finished_at, t.id"
 
 static int wants_csv(struct http_req *r)
@@ -820,7 +822,8 @@ int models_get(struct http_req *r)
         " encode(t.artifact_sha256, 'hex') AS artifact_sha256, t.details,"
         " " PGJSON_TS("t.finished_at") " AS trained_at"
         " FROM trials t JOIN jobs j ON j.id = t.job_id"
-        " WHERE t.id = $1 AND t.team_id = $2 AND t.state = 'succeeded'");
+        " WHERE t.id = $1 AND t.team_id = $2 AND t.state = 'succeeded'"
+        " AND t.artifact_lo IS NOT NULL");
 }
 
 struct artifact_stream {

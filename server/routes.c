@@ -10,6 +10,7 @@
 #include "server/genotypes.h"
 #include "server/health.h"
 #include "server/jobs.h"
+#include "server/lrfind.h"
 #include "server/predict.h"
 #include "server/teams.h"
 
@@ -36,12 +37,15 @@ const struct route server_routes[] = {
     ROUTE("GET", "/v1/datasets/{dataset_id}/content", ROUTE_MEMBER, datasets_content, "the uploaded bytes"),
     ROUTE("GET", "/v1/datasets/{dataset_id}/preview", ROUTE_MEMBER, datasets_preview, "the first rows, or classes and file names"),
     ROUTE("POST", "/v1/jobs", ROUTE_MEMBER, jobs_create, "start a search job"),
+    ROUTE("POST", "/v1/lr-find", ROUTE_MEMBER, lrfind_create, "start a learning-rate range test"),
     ROUTE("GET", "/v1/jobs", ROUTE_MEMBER, jobs_list, "the team's jobs, newest first"),
     ROUTE("GET", "/v1/jobs/{job_id}", ROUTE_MEMBER, jobs_get, "a job with its progress and best model"),
     ROUTE("PATCH", "/v1/jobs/{job_id}", ROUTE_MEMBER, jobs_update, "change a running job's budget"),
     ROUTE("POST", "/v1/jobs/{job_id}/cancel", ROUTE_MEMBER, jobs_cancel, "cancel a job"),
     ROUTE("GET", "/v1/jobs/{job_id}/trials", ROUTE_MEMBER, jobs_trials, "a job's trials"),
     ROUTE("GET", "/v1/jobs/{job_id}/leaderboard", ROUTE_MEMBER, jobs_leaderboard, "a job's models, ranked"),
+    ROUTE("GET", "/v1/jobs/{job_id}/lr-find", ROUTE_MEMBER, lrfind_get, "an LR-finder job's curve and suggested learning rate"),
+    ROUTE("GET", "/v1/jobs/{job_id}/lr-find.svg", ROUTE_MEMBER, lrfind_get_svg, "an LR-finder job's curve drawn as SVG"),
     ROUTE("GET", "/v1/jobs/{job_id}/events", ROUTE_MEMBER, feed_get, "a job's events: JSON after a seq, or a live SSE stream"),
     ROUTE("GET", "/v1/trials/{trial_id}", ROUTE_MEMBER, trials_get, "one trial with its learning curve"),
     ROUTE("GET", "/v1/leaderboards", ROUTE_MEMBER, leaderboards_team, "every model the team trained on a data set"),

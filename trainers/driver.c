@@ -31,6 +31,7 @@
 #include "lib/log.h"
 #include "trainers/cv.h"
 #include "trainers/imagedata.h"
+#include "trainers/lrtest.h"
 #include "trainers/metrics.h"
 #include "trainers/preprocess.h"
 #include "trainers/schema.h"
@@ -126,7 +127,7 @@ int driver_spec_parse(const cJSON *json, struct driver_spec *out,
 
     static const char *const known[] = {"data", "target", "task", "model", "cv",
                                         "metric", "threads", "artifact", "kind",
-                                        "image", NULL};
+                                        "image", "lr_find", "device", "refit", NULL};
     for (const cJSON *it = json->child; it; it = it->next) {
         int ok = 0;
         for (int i = 0; known[i]; i++) ok |= it->string && strcmp(it->string, known[i]) == 0;
@@ -209,7 +210,7 @@ int driver_spec_parse(const cJSON *json, struct driver_spec *out,
         return set_err(e, DRIVER_EBADSPEC, "model.family", "model.family: is required (a string)");
     if ((out->family = pd_family_find(it->valuestring)) == NULL)
         return set_err(e, DRIVER_EBADSPEC, "model.family",
-                       "model.family: unknown family '%.64s' (linear, rf, extratrees, gbm, knn, nb, mlp)",
+                       "model.family: unknown family '%.64s' (linear, rf, extratrees, gbm, knn, nb, mlp, cnn, darts)",
                        it->valuestring);
     it = cJSON_GetObjectItemCaseSensitive(model, "params");
     if (it != NULL && !cJSON_IsNull(it)) {
@@ -272,6 +273,33 @@ int driver_spec_parse(const cJSON *json, struct driver_spec *out,
         if (strlen(out->artifact) > 3900)
             return set_err(e, DRIVER_EBADSPEC, "artifact", "artifact: path too long");
     }
+    if ((it = cJSON_GetObjectItemCaseSensitive(json, "device")) != NULL && !cJSON_IsNull(it)) {
+        const char *d = cJSON_IsString(it) ? it->valuestring : "";
+        if (strcmp(d, "cuda") == 0)
+            return set_err(e, DRIVER_EBADSPEC, "device",
+                           "device: cuda requested but this build has no CUDA backend");
+        if (strcmp(d, "cpu") != 0 && strcmp(d, "auto") != 0)
+            return set_err(e, DRIVER_EBADSPEC, "device", "device: must be \"cpu\", \"cuda\" or \"auto\"");
+    }
+    if ((it = cJSON_GetObjectItemCaseSensitive(json, "refit")) != NULL && !cJSON_IsNull(it)) {
+        if (!cJSON_IsBool(it))
+            return set_err(e, DRIVER_EBADSPEC, "refit", "refit: must be true or false");
+        out->refit = cJSON_IsTrue(it) ? 1 : -1;
+        if (out->refit < 0 && out->folds > 0)
+            return set_err(e, DRIVER_EBADSPEC, "refit",
+                           "refit: false needs a holdout split (cv.holdout): with k folds there is "
+                           "no single model to keep");
+    }
+    if ((it = cJSON_GetObjectItemCaseSensitive(json, "lr_find")) != NULL && !cJSON_IsNull(it)) {
+        char field[96], msg[256];
+        if (lrtest_config_parse(it, &out->lr_find_cfg, field, sizeof field, msg, sizeof msg) < 0)
+            return set_err(e, DRIVER_EBADSPEC, field, "%s", msg);
+        if (out->family->lr_find == NULL)
+            return set_err(e, DRIVER_EBADSPEC, "model.family",
+                           "model.family: %s has no learning-rate finder (lr_find is for mlp and cnn)",
+                           out->family->name);
+        out->lr_find = 1;
+    }
     return DRIVER_OK;
 }
 
@@ -313,6 +341,7 @@ struct run {
     const char *stage;
     int fold;
     double last_emit;
+    int last_iteration;
 };
 
 static int cancelled(const struct run *r)
@@ -340,8 +369,12 @@ static void on_progress(void *ctx, const struct pd_progress *p)
     double interval = r->o->progress_interval > 0 ? r->o->progress_interval : 0.1;
     int last = p->total > 0 && p->iteration >= p->total;
     int special = p->metric && (strcmp(p->metric, "best_iteration") == 0 || strcmp(p->metric, "oob_score") == 0);
-    if (!last && !special && t - r->last_emit < interval) return;
+    /* a family may report several metrics of one iteration (cnn: train_loss
+     * and valid_accuracy of an epoch): once the first went out, so do the rest */
+    int same = r->last_emit > 0 && p->iteration == r->last_iteration;
+    if (!last && !special && !same && t - r->last_emit < interval) return;
     r->last_emit = t;
+    r->last_iteration = p->iteration;
     cJSON *ev = event("iteration");
     if (ev == NULL) return;
     cJSON_AddStringToObject(ev, "stage", r->stage);
@@ -362,7 +395,8 @@ static void param_field(const char *msg, const struct pd_family *fam, char *fiel
     const char *s = msg;
     for (int pass = 0; pass < 2; pass++) {
         size_t k = 0;
-        while (isalnum((unsigned char)s[k]) || s[k] == '_') k++;
+        /* names may have a path: "genotype.normal[3]: unknown op" */
+        while (isalnum((unsigned char)s[k]) || s[k] == '_' || (k > 0 && s[k] && strchr(".[]", s[k]))) k++;
         if (k == 0 || s[k] != ':') break;
         if (strlen(fam->name) == k && strncmp(s, fam->name, k) == 0) {
             s += k + 1;
@@ -442,6 +476,11 @@ static int fit_on(struct run *r, const size_t *idx, size_t m, struct prep **prep
         .threads = r->spec->threads, .seed = r->spec->seed, .cancel = r->o->cancel,
         .progress = on_progress, .progress_ctx = r,
     };
+    if (r->spec->kind == DRIVER_DATA_IMAGES) {   /* the rows are CHW images */
+        fo.image_channels = r->schema.image_channels;
+        fo.image_height = (int)r->schema.image_height;
+        fo.image_width = (int)r->schema.image_width;
+    }
     int rc = r->spec->family->fit(r->params, &r->task, &train, nv ? &valid : NULL, &fo, model,
                                   msg, sizeof msg);
     if (rc != 0) {
@@ -718,6 +757,36 @@ static void run_free(struct run *r)
     free(r->y);
 }
 
+/* The range-test mode (trainers/lrtest.h) on the loaded data. */
+static int run_lr_find(struct run *r, struct driver_result *res)
+{
+    const struct driver_spec *spec = r->spec;
+    cJSON *ev = event("start");
+    cJSON_AddStringToObject(ev, "mode", "lr_find");
+    cJSON_AddStringToObject(ev, "task", r->task.kind == PD_TASK_CLASSIFICATION ? "classification" : "regression");
+    cJSON_AddStringToObject(ev, "family", spec->family->name);
+    cJSON_AddNumberToObject(ev, "n_rows", (double)r->n);
+    if (spec->kind == DRIVER_DATA_IMAGES) add_image_info(r, ev);
+    emit(r, ev);
+    r->stage = "lr_find";
+    struct lrtest_input in = {
+        .family = spec->family, .params = r->params, .task = &r->task, .schema = &r->schema,
+        .frame = &r->frame, .rows = r->rows, .y = r->y, .n = r->n, .threads = spec->threads,
+        .seed = spec->seed, .cancel = r->o->cancel, .progress = on_progress, .progress_ctx = r,
+    };
+    char msg[512] = "";
+    cJSON *result = NULL;
+    int rc = lrtest_run(&in, &spec->lr_find_cfg, &result, msg, sizeof msg);
+    if (rc == PD_EPARAM && strncmp(msg, "model.family:", 13) == 0)
+        return set_err(r->e, DRIVER_EBADSPEC, "model.family", "%s", msg);
+    if (rc != PD_OK) return fit_status(r, rc, msg);
+    if (spec->kind == DRIVER_DATA_IMAGES) add_image_info(r, result);
+    if (r->o->emit) r->o->emit(r->o->emit_ctx, result);
+    if (res) res->result = result;
+    else cJSON_Delete(result);
+    return DRIVER_OK;
+}
+
 int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
                struct driver_result *res, struct driver_error *e)
 {
@@ -741,7 +810,7 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
     struct pd_buf file;
     pd_buf_init(&file);
     char *tmp_model = NULL, *tmp_oof = NULL, *oof_path = NULL;
-    cJSON *metrics = NULL, *header = NULL;
+    cJSON *metrics = NULL, *header = NULL, *details = NULL;
     int status;
     double t_start = now_s();
 
@@ -759,6 +828,10 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
         unlink(probe);
     }
     if ((status = load_data(r)) != DRIVER_OK) goto out;
+    if (spec->lr_find) {   /* the range-test mode: no CV, no model */
+        status = run_lr_find(r, res);
+        goto out;
+    }
     if (cancelled(r)) { status = set_err(e, DRIVER_ECANCELLED, NULL, "cancelled"); goto out; }
 
     size_t n = r->n;
@@ -795,7 +868,9 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
     if (spec->kind == DRIVER_DATA_IMAGES) add_image_info(r, ev);
     emit(r, ev);
 
-    double cv_fit_seconds = 0;
+    double cv_fit_seconds = 0, fit_seconds = 0, predict_us = 0;
+    /* with a holdout and no refit the fold's model is the final one */
+    int refit = spec->folds > 0 || (spec->refit != 0 ? spec->refit > 0 : !fam->no_refit_on_holdout);
     for (int f = 0; f < n_eval; f++) {
         if (cancelled(r)) { status = set_err(e, DRIVER_ECANCELLED, NULL, "cancelled"); goto out; }
         size_t nt = 0, nv = 0;
@@ -822,7 +897,10 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
             status = set_err(e, DRIVER_EINTERNAL, NULL, "out of memory");
             goto out;
         }
+        double tp = now_s();
         status = predict_on(r, prep, model, va, nv, pred);
+        predict_us = (now_s() - tp) * 1e6 / (double)(nv ? nv : 1);
+        fit_seconds = secs;
         if (status == DRIVER_OK) {
             for (size_t i = 0; i < nv; i++) {
                 yv[i] = r->y[va[i]];
@@ -835,10 +913,12 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
         }
         free(pred);
         free(yv);
-        fam->model_free(model);
-        model = NULL;
-        prep_free(prep);
-        prep = NULL;
+        if (refit || status != DRIVER_OK) {
+            fam->model_free(model);
+            model = NULL;
+            prep_free(prep);
+            prep = NULL;
+        }
         if (status != DRIVER_OK) goto out;
         ev = event("fold_done");
         cJSON_AddNumberToObject(ev, "fold", f);
@@ -871,27 +951,30 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
     }
     free(col);
 
-    /* the final model on every row */
+    /* the final model on every row (or the holdout fold's, without refit) */
     if (cancelled(r)) { status = set_err(e, DRIVER_ECANCELLED, NULL, "cancelled"); goto out; }
-    emit(r, event("refit"));
-    r->stage = "final";
-    r->fold = -1;
-    r->last_emit = 0;
-    for (size_t i = 0; i < n; i++) tr[i] = i;
-    double t0 = now_s();
-    if ((status = fit_on(r, tr, n, &prep, &model)) != DRIVER_OK) goto out;
-    double fit_seconds = now_s() - t0;
-    double *pred = malloc((n * (size_t)K + 1) * sizeof *pred);
-    if (pred == NULL) {
-        status = set_err(e, DRIVER_EINTERNAL, NULL, "out of memory");
-        goto out;
+    if (refit) {
+        emit(r, event("refit"));
+        r->stage = "final";
+        r->fold = -1;
+        r->last_emit = 0;
+        for (size_t i = 0; i < n; i++) tr[i] = i;
+        double t0 = now_s();
+        if ((status = fit_on(r, tr, n, &prep, &model)) != DRIVER_OK) goto out;
+        fit_seconds = now_s() - t0;
+        double *pred = malloc((n * (size_t)K + 1) * sizeof *pred);
+        if (pred == NULL) {
+            status = set_err(e, DRIVER_EINTERNAL, NULL, "out of memory");
+            goto out;
+        }
+        t0 = now_s();
+        status = predict_on(r, prep, model, tr, n, pred);
+        predict_us = (now_s() - t0) * 1e6 / (double)n;
+        free(pred);
+        if (status != DRIVER_OK) goto out;
     }
-    t0 = now_s();
-    status = predict_on(r, prep, model, tr, n, pred);
-    double predict_us = (now_s() - t0) * 1e6 / (double)n;
-    free(pred);
-    if (status != DRIVER_OK) goto out;
     if (cancelled(r)) { status = set_err(e, DRIVER_ECANCELLED, NULL, "cancelled"); goto out; }
+    details = fam->details ? fam->details(model) : NULL;
 
     header = modelfile_header_new(&r->schema, prep, fam, r->params);
     if (header == NULL) {
@@ -907,6 +990,8 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
     else cJSON_AddNumberToObject(cvj, "holdout", spec->holdout);
     cJSON_AddNumberToObject(cvj, "seed", (double)spec->seed);
     cJSON_AddNumberToObject(header, "fit_seconds", fit_seconds);
+    cJSON_AddBoolToObject(header, "refit", refit);
+    if (details) cJSON_AddItemToObject(header, "details", cJSON_Duplicate(details, 1));
     if (spec->kind == DRIVER_DATA_IMAGES)
         cJSON_AddNumberToObject(header, "unreadable_images", (double)r->unreadable);
     if (modelfile_encode(header, prep, fam, model, &file) != 0) {
@@ -969,6 +1054,11 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
     cJSON_AddNumberToObject(result, "model_bytes", (double)file.len);
     cJSON_AddNumberToObject(result, "threads", spec->threads);
     cJSON_AddStringToObject(result, "device", "cpu");
+    cJSON_AddBoolToObject(result, "refit", refit);
+    if (details) {
+        cJSON_AddItemToObject(result, "details", details);
+        details = NULL;
+    }
     if (spec->artifact) {
         cJSON_AddStringToObject(result, "artifact", spec->artifact);
         cJSON_AddStringToObject(result, "oof_path", oof_path);
@@ -1006,6 +1096,7 @@ out:
     pd_buf_free(&file);
     cJSON_Delete(metrics);
     cJSON_Delete(header);
+    cJSON_Delete(details);
     free(tmp_model);
     free(tmp_oof);
     free(oof_path);

@@ -30,6 +30,22 @@
  *   artifact  model file path; the out-of-fold predictions go to
  *             ARTIFACT.oof.csv. Without it nothing is written. Its folder
  *             must be writable (checked before training: bad_spec).
+ *   lr_find   {"start", "end", "iterations", "suggestion"}: run the
+ *             learning-rate range test instead of cross validation (see
+ *             trainers/lrtest.h: its own result event, no model file; cv
+ *             and artifact are then unused)
+ *   device    "cpu" | "auto" | "cuda": where a CNN family (cnn, darts) runs.
+ *             "cpu" and "auto" run on the CPU backend; this build has no
+ *             CUDA backend, so "cuda" is a bad_spec saying so. Other
+ *             families ignore it. (The scheduler adds it for GPU families.)
+ *   refit     true | false, only with cv.holdout: whether the final model
+ *             is fitted again on every row (true) or is the model fitted on
+ *             the training part of the holdout split (false: half the
+ *             cost, and the reported score is that very model's). Default:
+ *             true, except for families that declare fitting expensive
+ *             (pd_family.no_refit_on_holdout: cnn, darts). With folds the
+ *             final model is always refitted; "refit": false is then a
+ *             bad_spec.
  * A spec with an "ensemble" member is not for the driver: podium-train hands
  * it to ensemble_run (trainers/ensemble.h, docs/model-format.md).
  * Unknown keys inside model and cv are errors; unknown top-level keys are
@@ -44,7 +60,7 @@
  *    "metric","value"}  (at most one per progress_interval seconds, plus
  *    the last iteration of each fit)
  *   {"event":"fold_done","fold":i,"metrics":{name: value},"fit_seconds"}
- *   {"event":"refit"}   the final fit on every row
+ *   {"event":"refit"}   the final fit on every row (not sent without refit)
  *   {"event":"result", ...}   see driver_run
  *   {"event":"error","kind","field","message"[,"line"]}  (driver_error_event;
  *    "line" is the CSV line of a malformed data file)
@@ -67,6 +83,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "nn/lrfind.h"
 #include "trainers/family.h"
 #include "trainers/modelfile.h"
 
@@ -115,6 +132,10 @@ struct driver_spec {
     int metric;                      /* enum pd_metric, -1 = task default */
     int threads;
     char *artifact;                  /* NULL = write nothing */
+    int lr_find;                     /* 1: the range-test mode (lrtest.h) */
+    int refit;                       /* 0: the family's default; 1: "refit": true;
+                                        -1: "refit": false (holdout only) */
+    struct lrfind_config lr_find_cfg;
 };
 
 /* Check a spec and fill out (freed with driver_spec_free, also after a
@@ -142,7 +163,11 @@ struct driver_result {
  * params (effective), metric, score, greater_is_better, metrics
  * ({name: {mean, std, folds: [...]}}), n_rows, n_features, classes,
  * dropped_columns, folds, fit_seconds (the final fit), cv_seconds,
- * predict_us_per_row, model_bytes, threads, device, artifact, oof_path. */
+ * predict_us_per_row, model_bytes, threads, device, refit (whether the
+ * final model was refitted), details (pd_family.details: what the family
+ * reports about the model, e.g. a CNN's genotype, param_count, flops;
+ * absent when it has none; the model header carries it too), artifact,
+ * oof_path. */
 int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
                struct driver_result *res, struct driver_error *e);
 void driver_result_free(struct driver_result *r);

@@ -1,7 +1,7 @@
 /*
  * family.h - the contract every model family in podium-train implements.
  *
- * A family (linear, rf, extratrees, gbm, knn, nb, mlp) is a table of
+ * A family (linear, rf, extratrees, gbm, knn, nb, mlp, cnn, darts) is a table of
  * functions over opaque parameter and model objects, as ggml does for its
  * backends: the trainer's driver (spec parsing, preprocessing, cross
  * validation, result events) never looks inside a family.
@@ -71,12 +71,19 @@ struct pd_progress {
     double value;
 };
 
+struct lrfind_config;   /* nn/lrfind.h */
+
 struct pd_fit_opts {
     int threads;                     /* >= 1 */
     uint64_t seed;
     const volatile sig_atomic_t *cancel; /* may be NULL; non-zero: stop soon */
     void (*progress)(void *ctx, const struct pd_progress *p); /* may be NULL */
     void *progress_ctx;
+    /* Image data (the driver's spec kind "images"): every row of x is one
+     * image of image_channels x image_height x image_width floats in
+     * [0, 1], CHW (d equals their product). All 0 for tables. Families
+     * that need the shape (cnn, darts) refuse rows without it. */
+    int image_channels, image_height, image_width;
 };
 
 struct pd_family {
@@ -122,6 +129,30 @@ struct pd_family {
      * header before predict writes past a buffer sized from the header.
      * Optional (NULL: not checked). */
     void (*shape)(const void *model, size_t *inputs, size_t *outputs);
+
+    /* The learning-rate range test (nn/lrfind.h) with the family's own
+     * optimizer and batches on `train`, from the initialization fit would
+     * start from; *out gets lrfind_to_json's object (the caller deletes
+     * it). The weights it trained are thrown away. PD_* codes as fit;
+     * a bad cfg is PD_EPARAM. Optional (NULL: the family has no finder;
+     * trainers/lrtest.h). */
+    int (*lr_find)(const void *params, const struct pd_task *task,
+                   const struct pd_data *train, const struct pd_fit_opts *opts,
+                   const struct lrfind_config *cfg, cJSON **out, char *err,
+                   size_t errlen);
+
+    /* What a result reports about a trained model beyond its metrics
+     * (e.g. a CNN's genotype, parameter count and FLOPs), as a new JSON
+     * object the caller deletes; the driver puts it into the result event
+     * and the model header as "details". Optional (NULL, or a NULL
+     * answer: nothing to add). */
+    cJSON *(*details)(const void *model);
+
+    /* 1: fitting is expensive (a CNN), so with a holdout split the model
+     * fitted on the training part is kept as the final model instead of
+     * refitting on every row, unless the spec says "refit": true
+     * (driver.h). */
+    int no_refit_on_holdout;
 };
 
 /* Look a family up by name; NULL if there is none. */

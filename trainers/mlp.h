@@ -8,7 +8,15 @@
  *   hidden_layer_sizes  array of 0..16 widths in 1..65536, or one int  [100]
  *   activation          "relu" (the only one)                     "relu"
  *   dropout             in [0, 1): inverted dropout on hidden units  0
- *   learning_rate_init  > 0                                       1e-3
+ *   learning_rate_init  > 0, or "auto": before every fit the learning-
+ *                       rate range test (nn/lrfind.h, 300 steps from 1e-7
+ *                       to 10, valley) on the training rows from the
+ *                       initial weights, which it restores; the fit then
+ *                       trains at its suggestion, and params_json reports
+ *                       it as learning_rate_found                 1e-3
+ *   learning_rate       another name for learning_rate_init (as the cnn
+ *                       family says it; give one of the two), or
+ *                       "constant" (scikit-learn's schedule, the only one)
  *   beta_1, beta_2      in [0, 1)                           0.9, 0.999
  *   epsilon             > 0                                       1e-8
  *   alpha               >= 0, L2 penalty: alpha/2 ||W||² / batch  1e-4

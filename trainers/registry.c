@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "trainers/cnn.h"
+#include "trainers/darts.h"
 #include "trainers/ensemble.h"
 #include "trainers/family.h"
 #include "trainers/forest.h"
@@ -16,7 +18,7 @@
 
 static const struct pd_family *const FAMILIES[] = {
     &pd_family_linear, &pd_family_rf, &pd_family_extratrees, &pd_family_gbm,
-    &pd_family_knn, &pd_family_nb, &pd_family_mlp,
+    &pd_family_knn, &pd_family_nb, &pd_family_mlp, &pd_family_cnn, &pd_family_darts,
     /* only built from an {"ensemble": ...} spec; listed so model files load */
     &pd_family_ensemble,
 };

@@ -253,7 +253,7 @@ int tabfix_cv_score(const struct pd_family *fam, const char *params_json,
             break;
         }
         struct pd_data tr = {ntr, t->d, trx, try_, NULL, NULL};
-        struct pd_fit_opts opts = {1, seed, NULL, NULL, NULL};
+        struct pd_fit_opts opts = {.threads = 1, .seed = seed};
         void *model = NULL;
         double *fp = malloc((nte ? nte : 1) * kk * sizeof *fp);
         rc = fp ? fam->fit(params, &task, &tr, NULL, &opts, &model, err, errlen) : PD_ENOMEM;

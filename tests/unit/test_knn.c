@@ -28,7 +28,7 @@ static void *fit_knn(const char *json, enum pd_task_kind kind, int nc,
     char err[256];
     if (F->params_parse(j, &t, &p, err, sizeof err) != 0) fail_msg("%s", err);
     struct pd_data data = {n, d, x, y, w, NULL};
-    struct pd_fit_opts o = {1, 1, NULL, NULL, NULL};
+    struct pd_fit_opts o = {.threads = 1, .seed = 1};
     if (F->fit(p, &t, &data, NULL, &o, &m, err, sizeof err) != 0) fail_msg("%s", err);
     F->params_free(p);
     cJSON_Delete(j);
@@ -186,7 +186,7 @@ static void save_load_and_params(void **state)
     assert_string_equal(cJSON_GetObjectItem(e, "weights")->valuestring, "uniform");
     cJSON_Delete(e);
     struct pd_data data = {7, 2, X, Y, NULL, NULL};
-    struct pd_fit_opts o = {1, 1, NULL, NULL, NULL};
+    struct pd_fit_opts o = {.threads = 1, .seed = 1};
     assert_int_equal(F->fit(p, &t, &data, NULL, &o, &mm, err, sizeof err), PD_EPARAM);
     assert_non_null(strstr(err, "n_neighbors"));
     assert_null(mm);

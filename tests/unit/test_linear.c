@@ -39,7 +39,7 @@ static void *fit(const char *json, enum pd_task_kind kind, int nc,
     struct pd_task t = {kind, nc};
     void *p = parse(json, kind, nc), *m = NULL;
     struct pd_data data = {n, d, x, y, w, NULL};
-    struct pd_fit_opts o = {1, 1, NULL, NULL, NULL};
+    struct pd_fit_opts o = {.threads = 1, .seed = 1};
     char err[256];
     int rc = F->fit(p, &t, &data, NULL, &o, &m, err, sizeof err);
     if (rc != 0) fail_msg("fit(%s): %s", json, err);
@@ -496,7 +496,7 @@ static void cancel_progress_and_bad_data(void **state)
     void *p = parse("{\"tol\": 1e-12}", PD_TASK_CLASSIFICATION, 2), *m = NULL;
     struct pd_data data = {N, D, x, yc, NULL, NULL};
     volatile sig_atomic_t stop = 1;
-    struct pd_fit_opts o = {1, 1, &stop, count_progress, NULL};
+    struct pd_fit_opts o = {.threads = 1, .seed = 1, .cancel = &stop, .progress = count_progress};
     char err[256];
     assert_int_equal(F->fit(p, &t, &data, NULL, &o, &m, err, sizeof err), PD_ECANCELLED);
     assert_null(m);

@@ -28,7 +28,7 @@ static int fit_rc(const char *json, enum pd_task_kind kind, int nc,
     void *p = NULL;
     char err[256];
     if (F->params_parse(j, &t, &p, err, sizeof err) != 0) fail_msg("%s", err);
-    struct pd_fit_opts o = {1, seed, cancel, prog, NULL};
+    struct pd_fit_opts o = {.threads = 1, .seed = seed, .cancel = cancel, .progress = prog};
     *m = NULL;
     int rc = F->fit(p, &t, tr, va, &o, m, err, sizeof err);
     F->params_free(p);

@@ -26,7 +26,7 @@ static void *fit_nb(const char *json, int nc, const float *x, const double *y,
     char err[256];
     if (F->params_parse(j, &t, &p, err, sizeof err) != 0) fail_msg("%s", err);
     struct pd_data data = {n, d, x, y, w, levels};
-    struct pd_fit_opts o = {1, 1, NULL, NULL, NULL};
+    struct pd_fit_opts o = {.threads = 1, .seed = 1};
     if (F->fit(p, &t, &data, NULL, &o, &m, err, sizeof err) != 0) fail_msg("%s", err);
     F->params_free(p);
     cJSON_Delete(j);
@@ -162,7 +162,7 @@ static void save_load_truncation_and_params(void **state)
     float xb[4] = {1, 2, 3, 0};
     double yb[2] = {0, 1};
     struct pd_data data = {2, 2, xb, yb, NULL, LEVELS};
-    struct pd_fit_opts o = {1, 1, NULL, NULL, NULL};
+    struct pd_fit_opts o = {.threads = 1, .seed = 1};
     void *mm = NULL;
     assert_int_equal(F->fit(p, &t, &data, NULL, &o, &mm, err, sizeof err), PD_EDATA);
     assert_null(mm);

@@ -2,7 +2,8 @@
  * datasets.js - the data set pages: the list with the upload drop zone
  * (multipart upload with a progress bar), and one data set's profile
  * (column types, missing values, histograms, classes; image sets' classes
- * and sample file names) with the form that starts a job on it.
+ * and sample file names) with the form that starts a job on it, and the
+ * small one that starts a learning-rate finder (POST /v1/lr-find).
  */
 import { api, ApiError, uploadDataset } from './api.js';
 import { barList, histogramSvg } from './charts.js';
@@ -161,6 +162,7 @@ export async function datasetView(main, [id]) {
             del),
         summaryCard(ds, p),
         ds.kind === 'tabular' ? jobForm(ds, p) : h('p', { class: 'muted', text: 'Search jobs run on tables today; image sets are profiled and stored.' }),
+        lrFindForm(ds, p),
         ds.kind === 'tabular' ? columnsCard(p) : imagesCard(p, preview),
         ds.kind === 'tabular' && preview ? previewCard(preview) : null,
     );
@@ -335,6 +337,63 @@ function jobForm(ds, p) {
             }
             if (placed < errors.length || errors.length === 0) status.append(errorBox(err));
             form.querySelector('.field-error:not(:empty)')?.closest('.field')?.querySelector('input, select')?.focus();
+        } finally {
+            submit.disabled = false;
+        }
+    });
+    return form;
+}
+
+/* --- the learning-rate finder form ------------------------------------------ */
+
+/* POST /v1/lr-find: the range test for an mlp (or, on images, a cnn) with
+ * its default parameters; the job page shows the chart. */
+function lrFindForm(ds, p) {
+    const images = ds.kind !== 'tabular';
+    const family = field('Model', select('lr-family', images ? [['cnn', 'CNN'], ['mlp', 'Neural network (MLP)']] : [['mlp', 'Neural network (MLP)']],
+        images ? 'cnn' : 'mlp'));
+    const cols = (p.columns || []).map((c) => c.name);
+    const target = images ? null : field('Column to predict', select('lr-target', cols.map((c) => [c, c]), p.target || cols[cols.length - 1]));
+    const iterations = field('Steps', h('input', { type: 'number', name: 'lr-iterations', min: 10, max: 1000, value: 100, required: true }),
+        'The rate grows from 1e-7 to 10 over these training steps.');
+    const suggestion = field('Suggestion', select('lr-suggestion', [['valley', 'valley'], ['steep', 'steepest descent'], ['minimum', 'minimum / 10']], 'valley'));
+    const status = h('div', { 'aria-live': 'polite' });
+    const submit = h('button', { type: 'submit', text: 'Find a learning rate' });
+    const byField = {
+        'model.family': family.err, target: target?.err, 'options.iterations': iterations.err,
+        'options.suggestion': suggestion.err,
+    };
+    const form = h('form', { class: 'card job-form', id: 'lr-find-form', 'aria-labelledby': 'lr-form-title', novalidate: true },
+        h('h2', { id: 'lr-form-title', text: 'Learning-rate finder' }),
+        h('p', { class: 'muted', text: 'A short training run at growing learning rates; it suggests one to train with.' }),
+        h('div', { class: 'grid' }, family.row, target?.row, iterations.row, suggestion.row),
+        submit, status);
+    form.addEventListener('submit', async (e) => {
+        e.preventDefault();
+        for (const el of Object.values(byField)) if (el) el.textContent = '';
+        fill(status);
+        const spec = {
+            dataset_id: ds.id,
+            model: { family: family.input.value },
+            options: { iterations: Number(iterations.input.value), suggestion: suggestion.input.value },
+        };
+        if (target) spec.target = target.input.value;
+        submit.disabled = true;
+        try {
+            const job = await api('/v1/lr-find', { method: 'POST', json: spec });
+            toast('Learning-rate finder started');
+            go(`#/jobs/${job.id}`);
+        } catch (err) {
+            const errors = err instanceof ApiError && Array.isArray(err.problem.errors) ? err.problem.errors : [];
+            let placed = 0;
+            for (const fe of errors) {
+                const slot = byField[fe.field];
+                if (slot) {
+                    slot.textContent = fe.detail;
+                    placed += 1;
+                }
+            }
+            if (placed < errors.length || errors.length === 0) status.append(errorBox(err));
         } finally {
             submit.disabled = false;
         }

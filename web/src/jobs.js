@@ -4,7 +4,9 @@
  * filling in (sortable, the best model marked), the best score over time,
  * the learning curves of the trials ticked in the leaderboard, every trial
  * with its failure reason, and download and predict for the best model.
- * NAS cells and LR-finder curves appear only for jobs that carry them.
+ * NAS cells and LR-finder curves appear only for jobs that carry them; an
+ * LR-finder job (strategy lr_find) shows the server's chart of its range
+ * test and the suggested learning rate instead of models.
  */
 import { api, getFresh } from './api.js';
 import { lineChart, PALETTE } from './charts.js';
@@ -131,7 +133,7 @@ export async function jobView(main, [jobId], ctx) {
             ? h('button', { type: 'button', class: 'danger', text: 'Cancel job', onclick: cancelJob })
             : null;
         const best = j.best;
-        const dl = best ? h('button', { type: 'button', id: 'download-best', text: 'Download best model', onclick: () => downloadModel(best.model_id, best.family) }) : null;
+        const dl = best && j.strategy !== 'lr_find' ? h('button', { type: 'button', id: 'download-best', text: 'Download best model', onclick: () => downloadModel(best.model_id, best.family) }) : null;
         fill(els.head,
             h('h1', {}, `Job ${shortId(j.id)} `, stateBadge(j.state)),
             h('p', { class: 'muted' },
@@ -308,20 +310,52 @@ export async function jobView(main, [jobId], ctx) {
      * the job or a trial carries the data. */
     function renderExtra() {
         const j = state.job;
-        const withGenotype = j.genotype ? j : state.trials.find((t) => t.genotype);
-        const withLr = j.lr_find ? j : state.trials.find((t) => t.lr_find);
+        if (j.strategy === 'lr_find') {
+            renderLrFind();
+            return;
+        }
+        // the best architecture: the job's, else its best-scoring trial's
+        // (cnn and darts trials report theirs in details.genotype)
+        const genoOf = (x) => x.genotype || x.details?.genotype;
+        const better = (a, b) => (j.higher_is_better ? a.score > b.score : a.score < b.score);
+        const withGenotype = genoOf(j) ? j : state.trials
+            .filter((t) => genoOf(t) && t.state === 'succeeded' && t.score != null)
+            .reduce((best, t) => (!best || better(t, best) ? t : best), null);
+        const lrOf = (x) => x.lr_find || x.details?.lr_find;
+        const withLr = lrOf(j) ? j : state.trials.find(lrOf);
         charts.filter((c) => c.kind === 'lr').forEach((c) => c.destroy());
-        const lr = withLr ? lrFindSection(withLr.lr_find) : null;
+        const lr = withLr ? lrFindSection(lrOf(withLr)) : null;
         if (lr?.chart) {
             lr.chart.kind = 'lr';
             charts.push(lr.chart);
         }
-        fill(els.extra, withGenotype ? genotypeSection(withGenotype.genotype) : null, lr ? lr.el : null);
+        fill(els.extra, withGenotype ? genotypeSection(genoOf(withGenotype)) : null, lr ? lr.el : null);
+    }
+
+    /* An LR-finder job: drawn once running, again once it has ended. */
+    let lrShown = null;
+    let lrUrl = null;
+    ctx.onLeave(() => lrUrl && URL.revokeObjectURL(lrUrl));
+    async function renderLrFind() {
+        const j = state.job;
+        const phase = j.state === 'succeeded' ? 'done' : isFinal(j) ? 'ended' : 'running';
+        if (lrShown === phase) return;
+        lrShown = phase;
+        try {
+            const sec = await lrFindJobSection(j);
+            if (lrUrl) URL.revokeObjectURL(lrUrl);
+            lrUrl = sec.url || null;
+            fill(els.extra, sec.el);
+        } catch (err) {
+            lrShown = null;
+            fill(els.extra, errorBox(err));
+        }
     }
 
     let predictFor = null;
     function renderPredict() {
         const best = state.job.best;
+        if (state.job.strategy === 'lr_find') return;   /* its trial is no model */
         if (!best || best.model_id === predictFor) return;
         predictFor = best.model_id;
         fill(els.predict, predictPanel(best.model_id, {
@@ -388,4 +422,36 @@ export async function jobView(main, [jobId], ctx) {
         stop();
         clearInterval(tick);
     });
+}
+
+/* An LR-finder job's section: while it runs, a note; once it succeeded,
+ * the server's chart (GET /v1/jobs/{id}/lr-find.svg, fetched with the API
+ * key and shown through a blob: URL, which the CSP's img-src allows and
+ * in which no script can run) and the suggested learning rate. {el, url}:
+ * the caller revokes url. */
+export async function lrFindJobSection(job) {
+    const sec = h('section', { class: 'card', id: 'lr-find', 'aria-labelledby': 'lr-title' },
+        h('h2', { id: 'lr-title', text: 'Learning rate finder' }));
+    if (job.state !== 'succeeded') {
+        sec.append(h('p', { class: 'muted', text: isFinal(job)
+            ? 'The range test ended without a result.'
+            : 'The range test is running; its chart appears here when it has finished.' }));
+        return { el: sec };
+    }
+    const [res, svg] = await Promise.all([
+        api(`/v1/jobs/${job.id}/lr-find`),
+        api(`/v1/jobs/${job.id}/lr-find.svg`, { accept: 'image/svg+xml', asResponse: true }).then((r) => r.blob()),
+    ]);
+    const url = URL.createObjectURL(new Blob([svg], { type: 'image/svg+xml' }));
+    const sg = res.suggestion || {};
+    const all = res.suggestions || {};
+    const others = Object.entries(all).filter(([m]) => m !== sg.method)
+        .map(([m, v]) => `${m === 'minimum' ? 'minimum / 10' : m} ${fmtNum(v)}`).join(', ');
+    sec.append(
+        h('img', { id: 'lr-find-chart', class: 'lr-chart', src: url, width: 640, height: 400,
+            alt: `Loss by learning rate (log scale), raw and smoothed; the ${sg.method} suggestion ${fmtNum(sg.lr)} marked` }),
+        h('p', { id: 'lr-suggestion' }, `Suggested learning rate (${sg.method}): `, h('strong', { text: fmtNum(sg.lr) })),
+        h('p', { class: 'muted', text: `Other suggestions: ${others || '–'}. ${res.iterations} steps` +
+            `${res.stopped_early ? ', stopped when the loss diverged' : ''}.` }));
+    return { el: sec, url };
 }

@@ -6,8 +6,9 @@
  *
  * Also the guarded sections the job page shares: a NAS cell diagram when
  * a job or trial carries `genotype`, an LR-finder chart when it carries
- * `lr_find`. Neither exists in the API yet; without the data nothing is
- * drawn.
+ * `lr_find` (a trial's `details.lr_find`: the record a range test left,
+ * trainers/lrtest.h). Without the data nothing is drawn. An LR-finder
+ * trial is no model: no download or predict for it.
  */
 import { api, download, getFresh } from './api.js';
 import { genotypeCells, genotypeSvg, lineChart, lrFindPoints, PALETTE } from './charts.js';
@@ -50,7 +51,9 @@ export function lrFindSection(lrFind) {
         return { el: h('section', { class: 'card', 'aria-labelledby': 'lr-title' }, heading, h('pre', { class: 'mono', text: JSON.stringify(lrFind, null, 2) })) };
     }
     const chart = lineChart({ title: 'Loss by learning rate', xLabel: 'learning rate', yLabel: 'loss', xLog: true, series: [{ label: 'loss', points: pts }] });
-    const suggestion = lrFind.suggestion ?? lrFind.suggested_lr ?? lrFind.lr;
+    /* {method, lr} as the API gives it, or a bare number */
+    const sg = lrFind.suggestion;
+    const suggestion = sg && typeof sg === 'object' ? sg.lr : sg ?? lrFind.suggested_lr ?? lrFind.lr;
     return {
         chart,
         el: h('section', { class: 'card chart-card', 'aria-labelledby': 'lr-title' }, heading, chart.el,
@@ -84,7 +87,8 @@ export async function trialView(main, [trialId], ctx) {
     function render(t) {
         charts.splice(0).forEach((c) => c.destroy());
         const metric = job?.metric;
-        const ok = t.state === 'succeeded';
+        const lrData = t.lr_find || t.details?.lr_find;
+        const ok = t.state === 'succeeded' && !t.details?.lr_find;
         const facts = [
             ['Score', t.score !== null ? `${fmtScore(t.score)} ± ${fmtScore(t.score_std)}${metric ? ` (${metric})` : ''}` : '–'],
             ['Fit time (final model)', fmtSeconds(t.fit_seconds)],
@@ -116,7 +120,7 @@ export async function trialView(main, [trialId], ctx) {
             });
             charts.push(curveChart);
         }
-        const lr = t.lr_find ? lrFindSection(t.lr_find) : null;
+        const lr = lrData ? lrFindSection(lrData) : null;
         if (lr?.chart) charts.push(lr.chart);
 
         fill(body,
@@ -143,7 +147,7 @@ export async function trialView(main, [trialId], ctx) {
                     h('tbody', {}, foldRows)))) : null,
             t.stderr_tail ? h('section', { class: 'card', 'aria-labelledby': 'stderr-title' }, h('h2', { id: 'stderr-title', text: 'Trainer output (stderr, last lines)' }),
                 h('pre', { class: 'mono log', tabindex: '0', text: t.stderr_tail })) : null,
-            t.genotype ? genotypeSection(t.genotype) : null,
+            (t.genotype || t.details?.genotype) ? genotypeSection(t.genotype || t.details.genotype) : null,
             lr ? lr.el : null,
             predictEl);
         if (ok && !predictShown) {

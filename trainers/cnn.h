@@ -1,0 +1,135 @@
+/*
+ * cnn.h - the "cnn" model family: a DARTS network of a given genotype
+ * (trainers/cnnnet.h) trained from scratch on image rows with DARTS'
+ * retraining recipe, and the model, batch and training pieces the "darts"
+ * family (trainers/darts.h) shares.
+ *
+ * Parameters ("model": {"family": "cnn", "params": {...}}):
+ *   genotype       DARTS JSON genotype (lib/genotype.h)     DARTS_V2 of the paper
+ *   cells          2..20                                    5
+ *   channels       4..128 (C of the first cells)            16
+ *   epochs         1..600                                   10
+ *   batch_size     8..1024                                  64
+ *   learning_rate  a number in (0, 10], or "auto"           0.025
+ *   augment        random crop, padding max(1, H/8)         true
+ *   hflip          random horizontal flips (with augment)   false
+ *   seed           0..2^31-1: weights and batches           the spec's cv seed
+ *   from_search    the darts trial a genotype came from (kept, unused)
+ *
+ * Training: SGD momentum 0.9, weight decay 3e-4 on every weight, learning
+ * rate annealed by a cosine from learning_rate to 0 over all steps (one
+ * per batch), gradient clipping at global norm 5; batches drawn without
+ * replacement each epoch (the last partial batch is dropped when there is
+ * more than one batch: batch norm on a handful of images is noise).
+ * Inputs are normalized per channel with the mean and standard deviation
+ * of the training rows (kept in the model). "auto" runs the learning-rate
+ * range test (nn/lrfind.h) first on the same batches, from the same
+ * initial weights and optimizer state (saved and restored around it), and
+ * trains at its "valley" suggestion (0.025 when it has none).
+ *
+ * Progress: one report per epoch, "train_loss" (the epoch's mean), then
+ * "valid_accuracy" when fit is given a validation set.
+ *
+ * The family needs the image shape of the rows (pd_fit_opts.image_*; the
+ * driver fills it for image data) and normalizes by itself
+ * (needs_scaling 0). Fits on the CPU backend (nn/backend.h) with
+ * opts->threads threads.
+ *
+ * Model file weights section (docs/model-format.md): "CNN1", the mode,
+ * the image shape, classes, cells, channels, the genotype, the
+ * normalization, then nn_params_save's blob of the weights (and, for a
+ * supernet, of the alphas).
+ */
+#ifndef PODIUM_TRAINERS_CNN_H
+#define PODIUM_TRAINERS_CNN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "nn/backend.h"
+#include "nn/graph.h"
+#include "nn/lrfind.h"
+#include "nn/optim.h"
+#include "trainers/cnnnet.h"
+#include "trainers/family.h"
+
+extern const struct pd_family pd_family_cnn;
+
+/* The range test for a cnn spec (pd_family_cnn.lr_find): from the
+ * initialization fit would start from, with fit's optimizer and batches,
+ * the rate growing from cfg->start_lr to cfg->end_lr over
+ * cfg->iterations steps (cfg NULL: lrfind_config_init's defaults). *out
+ * gets lrfind_to_json's object (the caller deletes it); each step is
+ * reported through opts->progress as metric "lr_find_loss". PD_* codes
+ * as fit. */
+int cnn_lr_find(const void *params, const struct pd_task *task, const struct pd_data *train,
+                const struct pd_fit_opts *opts, const struct lrfind_config *cfg, cJSON **out,
+                char *err, size_t errlen);
+
+/* ---- shared with the darts family ----------------------------------------- */
+
+/* A trained network and what predicting with it needs. */
+struct cnn_model {
+    struct cnnnet_config cfg;
+    float mean[3], std[3];   /* per input channel */
+    struct nn_backend *be;
+    struct cnnnet *net;
+    double macs;             /* of one forward pass on one image */
+    double learning_rate;    /* the peak rate trained with (0: unknown) */
+    cJSON *lr_find;          /* the range test's curve when "auto" ran; or NULL */
+    int threads;
+};
+
+/* Backend and network for cfg. 0, or a PD_* code with a message. */
+int cnn_model_new(const struct cnnnet_config *cfg, int threads, struct cnn_model **out,
+                  char *err, size_t errlen);
+void cnn_model_free(void *model);
+
+/* The image shape of the rows from opts, checked against train->d.
+ * PD_OK, or PD_EDATA with a message. */
+int cnn_image_shape(const struct pd_fit_opts *opts, const struct pd_data *train, int *c, int *h,
+                    int *w, char *err, size_t errlen);
+
+/* Per-channel mean and standard deviation of rows[0..n) of x into m. */
+void cnn_model_set_norm(struct cnn_model *m, const float *x, const size_t *rows, size_t n);
+
+/* Batches: images rows idx[0..b) of x (n x C*H*W, in [0, 1]), each
+ * randomly cropped (pad > 0) and flipped (hflip) from a generator seeded
+ * by (seed, slot), then normalized; labels from y. */
+struct cnn_feed {
+    const float *x;
+    const double *y;
+    int c, h, w;
+    uint32_t pad;
+    int hflip;
+};
+void cnn_feed_batch(const struct cnn_model *m, const struct cnn_feed *f, const size_t *idx,
+                    size_t b, uint64_t seed, float *out, int *labels);
+
+/* One recorded training forward and backward pass on a batch (b images
+ * of bx, normalized) on graph g: the gradients of the parameters that
+ * need one accumulate. 0 with the mean loss in *loss, or -1 with err. */
+int cnn_model_backward(struct cnn_model *m, struct nn_graph *g, const float *bx, const int *labels,
+                       int b, double *loss, char *err, size_t errlen);
+
+/* Optimizer groups over the trainable tensors of ps (host-visible
+ * backends only). Returns the count (0: none or not host-visible); *out
+ * is malloc'd (the caller frees). -1 when out of memory. */
+int cnn_optim_groups(struct nn_params *ps, struct optim_group **out);
+
+/* Accuracy of the model on rows[0..n) of (x, y). NaN on failure. */
+double cnn_model_accuracy(const struct cnn_model *m, const float *x, const double *y,
+                          const size_t *rows, size_t n);
+
+/* pd_family entries both families use. */
+int cnn_predict(const void *model, const float *x, size_t n, size_t d, int threads, double *out);
+int cnn_model_save(const void *model, struct pd_buf *out);
+int cnn_model_load(struct pd_reader *in, int mode, void **out_model, char *err, size_t errlen);
+void cnn_shape(const void *model, size_t *inputs, size_t *outputs);
+/* {"param_count", "flops", "device": {"kind", "name", "threads"}} and the
+ * learning rate facts; the callers add the rest. */
+cJSON *cnn_details_common(const struct cnn_model *m);
+
+#endif
