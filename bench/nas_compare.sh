@@ -15,38 +15,15 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-. scripts/pg.sh
 archive=${1:-../shared/data/images/digits8x8.zip}
 secs=${2:-300}
 slots=${3:-2}
 nas=${NAS_OPTIONS:-'{"cells": 5, "channels": 16, "epochs": 10, "search_epochs": 5, "population": 8, "sample": 3}'}
 [ -f "$archive" ] || { echo "nas_compare: no archive $archive" >&2; exit 2; }
-tmp=$(mktemp -d /tmp/podium-bench.XXXXXX)
-chmod 755 "$tmp"
-port=$(( 30000 + $$ % 20000 ))
-http=$(( port + 1 ))
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; done
-    for p in $pids; do wait "$p" 2>/dev/null || true; done
-    pg_stop "$tmp/pg" >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-PG_EXTRA_OPTS="-c fsync=off -c synchronous_commit=off" pg_setup "$tmp/pg" "$port" >/dev/null
-export DATABASE_URL=$(pg_conninfo "$tmp/pg" "$port")
-bin/podium-server --migrate --bootstrap-key-file "$tmp/key" 2>/dev/null
-bin/podium-server --port "$http" 2>"$tmp/server.log" &
-pids="$pids $!"
-bin/podium-scheduler --slots "$slots" --cache-dir "$tmp/cache" --sweep-seconds 1 2>"$tmp/sched.log" &
-pids="$pids $!"
-until curl -fs "http://127.0.0.1:$http/healthz" >/dev/null; do sleep 0.1; done
-H="Authorization: Bearer $(cat "$tmp/key")"
-api="http://127.0.0.1:$http"
+. bench/stack.sh
+stack_start "$slots"
 ds=$(curl -s -H "$H" -H 'Content-Type: application/zip' --data-binary @"$archive" \
      "$api/v1/datasets?name=images" | sed 's/.*"id":"\([^"]*\)".*/\1/')
-psql_q() { pg_as "$(pg_bindir)/psql" -h "$tmp/pg/run" -p "$port" -U podium -d podium -tAc "$1"; }
 
 echo "archive $(basename "$archive"), $secs s per strategy, $slots slots, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "NAS settings: $nas"

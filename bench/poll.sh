@@ -15,35 +15,12 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-. scripts/pg.sh
 secs=${1:-10}
 conns=${2:-200}
 models=${3:-mlp}   # the running job's family: mlp trials take a while; nb ones are instant
 command -v wrk >/dev/null || { echo "poll.sh: needs wrk (apt-get install wrk)"; exit 1; }
-tmp=$(mktemp -d /tmp/podium-bench.XXXXXX)
-chmod 755 "$tmp"
-port=$(( 30000 + $$ % 20000 ))
-http=$(( port + 1 ))
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; done
-    for p in $pids; do wait "$p" 2>/dev/null || true; done
-    pg_stop "$tmp/pg" >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-PG_EXTRA_OPTS="-c fsync=off -c synchronous_commit=off" pg_setup "$tmp/pg" "$port" >/dev/null
-export DATABASE_URL=$(pg_conninfo "$tmp/pg" "$port")
-bin/podium-server --migrate --bootstrap-key-file "$tmp/key" 2>/dev/null
-bin/podium-server --port "$http" 2>"$tmp/server.log" &
-pids="$pids $!"
-bin/podium-scheduler --slots 1 --cache-dir "$tmp/cache" --sweep-seconds 1 2>"$tmp/sched.log" &
-pids="$pids $!"
-until curl -fs "http://127.0.0.1:$http/healthz" >/dev/null; do sleep 0.1; done
-key=$(cat "$tmp/key")
-H="Authorization: Bearer $key"
-api="http://127.0.0.1:$http"
+. bench/stack.sh
+stack_start 1
 ds=$(curl -s -H "$H" -H 'Content-Type: text/csv' --data-binary @tests/data/tabular/iris.csv \
      "$api/v1/datasets" | sed 's/.*"id":"\([^"]*\)".*/\1/')
 budget=$(( 4 * secs + 60 ))

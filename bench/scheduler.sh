@@ -13,32 +13,10 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-. scripts/pg.sh
 trials=${1:-200}
 slots=${2:-2}
-tmp=$(mktemp -d /tmp/podium-bench.XXXXXX)
-chmod 755 "$tmp"
-port=$(( 30000 + $$ % 20000 ))
-http=$(( port + 1 ))
-pids=""
-cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; done
-    for p in $pids; do wait "$p" 2>/dev/null || true; done
-    pg_stop "$tmp/pg" >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-PG_EXTRA_OPTS="-c fsync=off -c synchronous_commit=off" pg_setup "$tmp/pg" "$port" >/dev/null
-export DATABASE_URL=$(pg_conninfo "$tmp/pg" "$port")
-bin/podium-server --migrate --bootstrap-key-file "$tmp/key" 2>/dev/null
-bin/podium-server --port "$http" 2>"$tmp/server.log" &
-pids="$pids $!"
-bin/podium-scheduler --slots "$slots" --cache-dir "$tmp/cache" --sweep-seconds 1 2>"$tmp/sched.log" &
-pids="$pids $!"
-until curl -fs "http://127.0.0.1:$http/healthz" >/dev/null; do sleep 0.1; done
-H="Authorization: Bearer $(cat "$tmp/key")"
-api="http://127.0.0.1:$http"
+. bench/stack.sh
+stack_start "$slots"
 ds=$(curl -s -H "$H" -H 'Content-Type: text/csv' --data-binary @tests/data/tabular/iris.csv \
      "$api/v1/datasets" | sed 's/.*"id":"\([^"]*\)".*/\1/')
 job=$(curl -s -H "$H" -H 'Content-Type: application/json' "$api/v1/jobs" -d "{\"dataset_id\": \"$ds\",
@@ -49,7 +27,6 @@ while :; do
     case "$state" in succeeded|failed|cancelled) break;; esac
     sleep 0.2
 done
-psql_q() { pg_as "$(pg_bindir)/psql" -h "$tmp/pg/run" -p "$port" -U podium -d podium -tAc "$1"; }
 psql_q "SELECT count(*) FILTER (WHERE t.state = 'succeeded'),
                extract(epoch FROM j.finished_at - j.started_at),
                avg(extract(epoch FROM t.finished_at - t.started_at)),
