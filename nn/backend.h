@@ -14,8 +14,9 @@
  *     arguments of upload/download) are backend memory: model code passes
  *     them around but never dereferences them. Only when host_visible is 1
  *     (the CPU backend) may a caller read or write them directly
- *     (nn_tensor_host_data in nn/tensor.h is that escape hatch; the
- *     optimizer uses it).
+ *     (nn_tensor_host_data in nn/tensor.h is that escape hatch; tests use
+ *     it). The optimizers run through the table (sgd_step, adam_step,
+ *     sumsq), on every backend.
  *   - alloc returns memory aligned to 64 bytes or NULL; free(NULL) is a
  *     no-op. Sub-ranges of an allocation (pointer + offset) are valid
  *     kernel arguments: the graph's arena carves tensors out of one block.
@@ -28,7 +29,8 @@
  *     and must have finished (or be ordered, on a GPU stream) before the
  *     next call reads the results. download is the synchronisation point.
  *   - Kernels cannot fail: shapes are checked above, in nn/ops. Only alloc
- *     reports failure (NULL).
+ *     reports failure (NULL). Only download and sumsq hand values back
+ *     to the host.
  *   - The backend is freed with nn_backend_free after every tensor it owns.
  *
  * Layout: tensors are fp32, NCHW, contiguous. Conv weights are
@@ -144,6 +146,28 @@ struct nn_backend {
                    float *probs, float *loss);
     void (*ce_bwd)(struct nn_backend *be, int n, int k, const float *probs, const float *labels,
                    const float *dloss, float *dlogits);
+
+    /* Optimizer updates of n weights w (in place) from their gradients g
+     * (read only), with the rules of nn/optim.h (float storage, double
+     * intermediates), so a training step never leaves the backend; the
+     * state buffers are backend memory the caller allocated and zeroed
+     * before the first step. nn/optim drives these for an optimizer made
+     * with optim_new_on.
+     *   SGD: d = g + wd w; with momentum != 0 (buf: n floats, else NULL)
+     *        buf = momentum buf + d, d = nesterov ? d + momentum buf : buf;
+     *        w -= lr d.
+     *   AdamW: m, v (n floats each); step t >= 1 (for the bias
+     *        corrections); decoupled decay w *= 1 - lr wd. */
+    void (*sgd_step)(struct nn_backend *be, float *w, const float *g, float *buf, size_t n,
+                     double lr, double momentum, double wd, int nesterov);
+    void (*adam_step)(struct nn_backend *be, float *w, const float *g, float *m, float *v,
+                      size_t n, double lr, double beta1, double beta2, double eps, double wd,
+                      uint64_t t);
+    /* The sum of squares of k arrays (xs[j]: ns[j] floats), accumulated in
+     * double: gradient clipping's global norm. The one entry that returns a
+     * value, so it is a synchronisation point like download (one per call,
+     * whatever k is). */
+    double (*sumsq)(struct nn_backend *be, const float *const *xs, const size_t *ns, int k);
 };
 
 /* The CPU backend: OpenBLAS SGEMM for convolution and linear layers,

@@ -12,7 +12,9 @@
  * Every split writes disjoint outputs, so results do not depend on the
  * thread count beyond OpenBLAS's own summation order. Reductions that feed
  * a gradient are summed in float within a plane and in double across
- * planes.
+ * planes. The optimizer entries run nn/optim_math.h, nn/optim's own host
+ * code, so an optimizer on this backend gives the same bits as one over
+ * host arrays.
  */
 #include "nn/backend.h"
 
@@ -30,6 +32,7 @@
 #include <string.h>
 
 #include "nn/cpu_kernels.h"
+#include "nn/optim_math.h"
 
 /* --- memory ----------------------------------------------------------------- */
 
@@ -645,6 +648,54 @@ static void cpu_ce_bwd(struct nn_backend *be, int n, int k, const float *probs, 
     }
 }
 
+/* --- optimizer updates (nn/optim_math.h: the same code as nn/optim's host path) --- */
+
+struct opt_args {
+    float *w, *buf, *m, *v;
+    const float *g;
+    double lr, mu, wd;
+    int nesterov;
+    struct optim_math_adam a;
+};
+
+static void sgd_range(void *p, size_t lo, size_t hi)
+{
+    struct opt_args *o = p;
+    optim_math_sgd(o->w, o->g, o->buf, lo, hi, o->lr, o->mu, o->wd, o->nesterov);
+}
+
+static void cpu_sgd_step(struct nn_backend *be, float *w, const float *g, float *buf, size_t n,
+                         double lr, double momentum, double wd, int nesterov)
+{
+    struct opt_args o = {.w = w, .buf = buf, .g = g, .lr = lr, .mu = momentum, .wd = wd,
+                         .nesterov = nesterov};
+    cpu_parallel(be, n, 2 * n, sgd_range, &o);
+}
+
+static void adam_range(void *p, size_t lo, size_t hi)
+{
+    struct opt_args *o = p;
+    optim_math_adam(o->w, o->g, o->m, o->v, lo, hi, &o->a);
+}
+
+static void cpu_adam_step(struct nn_backend *be, float *w, const float *g, float *m, float *v,
+                          size_t n, double lr, double beta1, double beta2, double eps, double wd,
+                          uint64_t t)
+{
+    struct opt_args o = {.w = w, .m = m, .v = v, .g = g,
+                         .a = optim_math_adam_consts(lr, beta1, beta2, eps, wd, t)};
+    cpu_parallel(be, n, 4 * n, adam_range, &o);
+}
+
+/* In index order on one thread: the bits of optim_clip_groups. */
+static double cpu_sumsq(struct nn_backend *be, const float *const *xs, const size_t *ns, int k)
+{
+    (void)be;
+    double ss = 0.0;
+    for (int j = 0; j < k; j++) optim_math_sumsq(xs[j], ns[j], &ss);
+    return ss;
+}
+
 /* --- the table -------------------------------------------------------------- */
 
 static void cpu_destroy(struct nn_backend *be)
@@ -705,6 +756,9 @@ struct nn_backend *nn_backend_cpu_new(int threads, char *err, size_t errlen)
     be->linear_bwd = cpu_linear_bwd;
     be->ce_fwd = cpu_ce_fwd;
     be->ce_bwd = cpu_ce_bwd;
+    be->sgd_step = cpu_sgd_step;
+    be->adam_step = cpu_adam_step;
+    be->sumsq = cpu_sumsq;
     return be;
 }
 

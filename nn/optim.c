@@ -2,7 +2,9 @@
  * optim.c - see optim.h. Each optimizer kind is a small table entry (how
  * many state floats per parameter, and the update of one group); the
  * object holds the groups, one state block per group, the lr and the step
- * count. Runs on the caller's thread.
+ * count. Runs on the caller's thread. The update rules themselves are
+ * nn/optim_math.h's (host arrays) or the backend's sgd_step/adam_step
+ * entries (optim_new_on), whose CPU versions are the same functions.
  *
  * State layout: for each group in order, state_per_param blocks of n
  * floats (SGD: the momentum buffer; AdamW: m then v). The saved buffer is
@@ -16,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "nn/optim_math.h"
+
 struct optim_ops {
     const char *name;
     /* Floats of state per parameter for this configuration. */
@@ -23,6 +27,9 @@ struct optim_ops {
     /* Update one group; t is the 1-based step, wd already 0 for no_decay. */
     void (*step_group)(const struct optim_config *cfg, double lr, double wd,
                        uint64_t t, const struct optim_group *g, float *state);
+    /* The same through a backend's table (optim_new_on). */
+    void (*step_group_on)(struct nn_backend *be, const struct optim_config *cfg, double lr,
+                          double wd, uint64_t t, const struct optim_group *g, float *state);
 };
 
 struct optim {
@@ -32,8 +39,11 @@ struct optim {
     size_t n_groups;
     size_t n_params;
     int per_param;          /* state floats per parameter */
-    float *state;           /* n_params * per_param */
+    float *state;           /* n_params * per_param (backend memory when be) */
     uint64_t steps;
+    struct nn_backend *be;  /* NULL: groups and state are host arrays */
+    const float **gs;       /* be: the groups' gradients, for sumsq */
+    size_t *ns;             /*     and their sizes */
 };
 
 static void set_err(char *err, size_t err_size, const char *fmt, ...)
@@ -58,18 +68,16 @@ static void sgd_step(const struct optim_config *cfg, double lr, double wd,
                      uint64_t t, const struct optim_group *g, float *state)
 {
     (void)t;
-    const double mu = cfg->momentum;
-    for (size_t i = 0; i < g->n; i++) {
-        double d = (double)g->g[i] + wd * (double)g->w[i];
-        if (mu != 0.0) {
-            /* torch copies d into the buffer at the first step; with
-             * dampening 0 and a zero buffer, mu*0 + d is the same. */
-            float b = (float)(mu * (double)state[i] + d);
-            state[i] = b;
-            d = cfg->nesterov ? d + mu * (double)b : (double)b;
-        }
-        g->w[i] = (float)((double)g->w[i] - lr * d);
-    }
+    optim_math_sgd(g->w, g->g, cfg->momentum != 0.0 ? state : NULL, 0, g->n, lr, cfg->momentum,
+                   wd, cfg->nesterov);
+}
+
+static void sgd_step_on(struct nn_backend *be, const struct optim_config *cfg, double lr,
+                        double wd, uint64_t t, const struct optim_group *g, float *state)
+{
+    (void)t;
+    be->sgd_step(be, g->w, g->g, cfg->momentum != 0.0 ? state : NULL, g->n, lr, cfg->momentum,
+                 wd, cfg->nesterov);
 }
 
 /* --- AdamW ---------------------------------------------------------------- */
@@ -83,27 +91,20 @@ static int adamw_state(const struct optim_config *cfg)
 static void adamw_step(const struct optim_config *cfg, double lr, double wd,
                        uint64_t t, const struct optim_group *g, float *state)
 {
-    const double b1 = cfg->beta1, b2 = cfg->beta2, eps = cfg->eps;
-    const double bc1 = 1.0 - pow(b1, (double)t);
-    const double bc2_sqrt = sqrt(1.0 - pow(b2, (double)t));
-    const double step_size = lr / bc1;
-    const double decay = 1.0 - lr * wd;
-    float *m = state, *v = state + g->n;
-    for (size_t i = 0; i < g->n; i++) {
-        double gi = (double)g->g[i];
-        double w = (double)(float)((double)g->w[i] * decay);
-        float mi = (float)(b1 * (double)m[i] + (1.0 - b1) * gi);
-        float vi = (float)(b2 * (double)v[i] + (1.0 - b2) * gi * gi);
-        m[i] = mi;
-        v[i] = vi;
-        double denom = sqrt((double)vi) / bc2_sqrt + eps;
-        g->w[i] = (float)(w - step_size * (double)mi / denom);
-    }
+    struct optim_math_adam a = optim_math_adam_consts(lr, cfg->beta1, cfg->beta2, cfg->eps, wd, t);
+    optim_math_adam(g->w, g->g, state, state + g->n, 0, g->n, &a);
+}
+
+static void adamw_step_on(struct nn_backend *be, const struct optim_config *cfg, double lr,
+                          double wd, uint64_t t, const struct optim_group *g, float *state)
+{
+    be->adam_step(be, g->w, g->g, state, state + g->n, g->n, lr, cfg->beta1, cfg->beta2, cfg->eps,
+                  wd, t);
 }
 
 static const struct optim_ops ops_table[] = {
-    [OPTIM_SGD] = {"sgd", sgd_state, sgd_step},
-    [OPTIM_ADAMW] = {"adamw", adamw_state, adamw_step},
+    [OPTIM_SGD] = {"sgd", sgd_state, sgd_step, sgd_step_on},
+    [OPTIM_ADAMW] = {"adamw", adamw_state, adamw_step, adamw_step_on},
 };
 
 /* --- configuration -------------------------------------------------------- */
@@ -166,8 +167,9 @@ static int config_check(const struct optim_config *c, char *err, size_t err_size
 
 /* --- object ----------------------------------------------------------------- */
 
-int optim_new(const struct optim_config *cfg, const struct optim_group *groups,
-              size_t n_groups, struct optim **out, char *err, size_t err_size)
+static int optim_make(struct nn_backend *be, const struct optim_config *cfg,
+                      const struct optim_group *groups, size_t n_groups, struct optim **out,
+                      char *err, size_t err_size)
 {
     struct optim *o = NULL;
     int rc;
@@ -206,23 +208,62 @@ int optim_new(const struct optim_config *cfg, const struct optim_group *groups,
     o->groups = malloc(n_groups * sizeof *o->groups);
     if (!o->groups) goto fail;
     memcpy(o->groups, groups, n_groups * sizeof *groups);
-    if (o->per_param > 0 && total > 0) {
-        o->state = calloc(total * (size_t)o->per_param, sizeof *o->state);
+    size_t floats = total * (size_t)o->per_param;
+    if (be) {
+        o->gs = malloc(n_groups * sizeof *o->gs);
+        o->ns = malloc(n_groups * sizeof *o->ns);
+        if (!o->gs || !o->ns) goto fail;
+        for (size_t i = 0; i < n_groups; i++) {
+            o->gs[i] = groups[i].g;
+            o->ns[i] = groups[i].n;
+        }
+        if (floats > 0) {
+            if (!(o->state = be->alloc(be, floats))) goto fail;
+            be->fill(be, o->state, 0.0f, floats);
+        }
+        o->be = be;   /* set last: optim_free frees state through it */
+    } else if (floats > 0) {
+        o->state = calloc(floats, sizeof *o->state);
         if (!o->state) goto fail;
     }
     *out = o;
     return 0;
 
 fail:
-    set_err(err, err_size, "out of memory for %zu parameters", total);
+    set_err(err, err_size, "out of %smemory for %zu parameters", be ? "backend " : "", total);
+    if (o && be && o->state) {
+        be->free(be, o->state);
+        o->state = NULL;
+    }
     optim_free(o);
     return rc;
+}
+
+int optim_new(const struct optim_config *cfg, const struct optim_group *groups,
+              size_t n_groups, struct optim **out, char *err, size_t err_size)
+{
+    return optim_make(NULL, cfg, groups, n_groups, out, err, err_size);
+}
+
+int optim_new_on(struct nn_backend *be, const struct optim_config *cfg,
+                 const struct optim_group *groups, size_t n_groups, struct optim **out,
+                 char *err, size_t err_size)
+{
+    if (out) *out = NULL;
+    if (!be || !be->sgd_step || !be->adam_step || !be->sumsq) {
+        set_err(err, err_size, "backend %s has no optimizer entries", be ? be->name : "(NULL)");
+        return OPTIM_EARG;
+    }
+    return optim_make(be, cfg, groups, n_groups, out, err, err_size);
 }
 
 void optim_free(struct optim *o)
 {
     if (!o) return;
-    free(o->state);
+    if (o->be) o->be->free(o->be, o->state);
+    else free(o->state);
+    free(o->gs);
+    free(o->ns);
     free(o->groups);
     free(o);
 }
@@ -234,15 +275,19 @@ void optim_step(struct optim *o)
     for (size_t i = 0; i < o->n_groups; i++) {
         const struct optim_group *g = &o->groups[i];
         double wd = g->no_decay ? 0.0 : o->cfg.weight_decay;
-        o->ops->step_group(&o->cfg, o->cfg.lr, wd, o->steps, g, state);
+        if (o->be) o->ops->step_group_on(o->be, &o->cfg, o->cfg.lr, wd, o->steps, g, state);
+        else o->ops->step_group(&o->cfg, o->cfg.lr, wd, o->steps, g, state);
         if (state) state += g->n * (size_t)o->per_param;
     }
 }
 
 void optim_zero_grad(struct optim *o)
 {
-    for (size_t i = 0; i < o->n_groups; i++)
-        if (o->groups[i].n) memset(o->groups[i].g, 0, o->groups[i].n * sizeof(float));
+    for (size_t i = 0; i < o->n_groups; i++) {
+        if (!o->groups[i].n) continue;
+        if (o->be) o->be->fill(o->be, o->groups[i].g, 0.0f, o->groups[i].n);
+        else memset(o->groups[i].g, 0, o->groups[i].n * sizeof(float));
+    }
 }
 
 int optim_set_lr(struct optim *o, double lr)
@@ -256,17 +301,19 @@ double optim_lr(const struct optim *o) { return o->cfg.lr; }
 uint64_t optim_steps(const struct optim *o) { return o->steps; }
 size_t optim_n_params(const struct optim *o) { return o->n_params; }
 
+/* The clipping rule once the norm is known: the factor, or 1 for none. */
+static double clip_coef(double norm, double max_norm)
+{
+    if (!isfinite(norm) || !(max_norm > 0)) return 1.0;
+    double coef = max_norm / (norm + 1e-6);
+    return coef < 1.0 ? coef : 1.0;
+}
+
 double optim_clip_groups(const struct optim_group *groups, size_t n_groups, double max_norm)
 {
     double ss = 0.0;
-    for (size_t i = 0; i < n_groups; i++)
-        for (size_t k = 0; k < groups[i].n; k++) {
-            double x = (double)groups[i].g[k];
-            ss += x * x;
-        }
-    double norm = sqrt(ss);
-    if (!isfinite(norm) || !(max_norm > 0)) return norm;
-    double coef = max_norm / (norm + 1e-6);
+    for (size_t i = 0; i < n_groups; i++) optim_math_sumsq(groups[i].g, groups[i].n, &ss);
+    double norm = sqrt(ss), coef = clip_coef(norm, max_norm);
     if (coef < 1.0) {
         float c = (float)coef;
         for (size_t i = 0; i < n_groups; i++)
@@ -277,7 +324,15 @@ double optim_clip_groups(const struct optim_group *groups, size_t n_groups, doub
 
 double optim_clip_grad_norm(struct optim *o, double max_norm)
 {
-    return optim_clip_groups(o->groups, o->n_groups, max_norm);
+    if (!o->be) return optim_clip_groups(o->groups, o->n_groups, max_norm);
+    struct nn_backend *be = o->be;
+    /* k is at most OPTIM_MAX_GROUPS, which fits an int */
+    double norm = sqrt(be->sumsq(be, o->gs, o->ns, (int)o->n_groups));
+    double coef = clip_coef(norm, max_norm);
+    if (coef < 1.0)
+        for (size_t i = 0; i < o->n_groups; i++)
+            be->scale(be, o->groups[i].g, (float)coef, o->groups[i].g, o->groups[i].n);
+    return norm;
 }
 
 /* --- state save/restore ------------------------------------------------------ */
@@ -318,7 +373,10 @@ int optim_state_save(const struct optim *o, void *buf, size_t size)
         memcpy(p, &n, sizeof n);
         p += sizeof n;
     }
-    if (state_floats(o)) memcpy(p, o->state, state_floats(o) * sizeof(float));
+    if (state_floats(o)) {
+        if (o->be) o->be->download(o->be, (float *)(void *)p, o->state, state_floats(o));
+        else memcpy(p, o->state, state_floats(o) * sizeof(float));
+    }
     return 0;
 }
 
@@ -363,7 +421,10 @@ int optim_state_load(struct optim *o, const void *buf, size_t size, char *err, s
     }
     o->steps = h.steps;
     o->cfg.lr = h.lr;
-    if (state_floats(o)) memcpy(o->state, p, state_floats(o) * sizeof(float));
+    if (state_floats(o)) {
+        if (o->be) o->be->upload(o->be, o->state, (const float *)(const void *)p, state_floats(o));
+        else memcpy(o->state, p, state_floats(o) * sizeof(float));
+    }
     return 0;
 }
 

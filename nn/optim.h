@@ -4,16 +4,28 @@
  * schedule (constant, or cosine annealing with linear warmup), gradient
  * clipping by the global L2 norm, and save/restore of the optimizer state.
  *
- * Who uses it: the CNN trainer (nn/) and any other trainer that keeps its
- * weights and gradients in host memory; the LR finder (nn/lrfind) drives
- * the learning rate step by step through optim_set_lr. It knows nothing
- * about tensors: a model hands it groups of (weights, gradients, count).
+ * Who uses it: the CNN trainers (trainers/cnn.c, trainers/darts.c) over
+ * a compute backend's memory (optim_new_on), and any trainer that keeps
+ * its weights and gradients in host memory (optim_new); the LR
+ * finder (nn/lrfind) drives the learning rate step by step through
+ * optim_set_lr. It knows nothing about tensors: a model hands it groups of
+ * (weights, gradients, count).
+ *
+ * Two kinds of optimizer, one API: optim_new's groups are host arrays and
+ * it updates them itself; optim_new_on's groups are memory of a compute
+ * backend (nn/backend.h: a tensor's data and grad) and every step, zeroing,
+ * clipping and the state live there too, through the backend's sgd_step,
+ * adam_step, sumsq, scale and fill entries; only the clipping norm (one
+ * double per call) and optim_state_save/load cross to the host. On the CPU
+ * backend both kinds compute the same bits (nn/optim_math.h is the one
+ * CPU implementation).
  *
  * Ownership: the caller owns every w and g array and must keep them alive
- * (and at the same addresses) for the optimizer's life; the optimizer owns
- * its per-parameter state (momentum buffers, Adam moments), allocated by
- * optim_new and released by optim_free. One optimizer is used by one
- * thread at a time; optimizers share nothing.
+ * (and at the same addresses) for the optimizer's life (and, for
+ * optim_new_on, the backend too); the optimizer owns its per-parameter
+ * state (momentum buffers, Adam moments), allocated by optim_new(_on) and
+ * released by optim_free. One optimizer is used by one thread at a time
+ * (the backend's thread); optimizers share nothing.
  *
  * Update rules (g is the gradient the caller computed, lr the current
  * learning rate, wd the weight decay, t the step count starting at 1):
@@ -41,6 +53,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "nn/backend.h"
 
 enum optim_kind {
     OPTIM_SGD = 0,
@@ -89,6 +103,12 @@ struct optim;
  * optim_status with a message in err[0..err_size). */
 int optim_new(const struct optim_config *cfg, const struct optim_group *groups,
               size_t n_groups, struct optim **out, char *err, size_t err_size);
+/* The same over groups whose w and g are memory of backend be (the
+ * state is allocated there, zeroed). OPTIM_EARG also when be lacks the
+ * optimizer entries. */
+int optim_new_on(struct nn_backend *be, const struct optim_config *cfg,
+                 const struct optim_group *groups, size_t n_groups, struct optim **out,
+                 char *err, size_t err_size);
 void optim_free(struct optim *o);   /* NULL is a no-op */
 
 /* One update of every group with the current lr; the step count goes up
@@ -113,7 +133,8 @@ size_t optim_n_params(const struct optim *o);  /* floats over all groups */
  * should skip the step. max_norm <= 0 only measures. */
 double optim_clip_grad_norm(struct optim *o, double max_norm);
 
-/* The same over groups without an optimizer (e.g. before one exists). */
+/* The same over groups of host arrays without an optimizer (e.g. before
+ * one exists). */
 double optim_clip_groups(const struct optim_group *groups, size_t n_groups,
                          double max_norm);
 

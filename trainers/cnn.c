@@ -1,9 +1,12 @@
 /*
  * cnn.c - see cnn.h. Runs on the caller's thread; the CPU backend uses
- * OpenBLAS's threads and its own small pool inside each kernel.
+ * OpenBLAS's threads and its own small pool inside each kernel, the CUDA
+ * backend its GPU.
  *
- * The optimizer works on host arrays (nn/optim.h), so training needs a
- * host-visible backend (the CPU one); predicting does not.
+ * Nothing here reads backend memory directly: batches go up through
+ * nn_graph_input, the loss and probabilities come down through
+ * nn_tensor_download (once per batch), and the optimizer is nn/optim's
+ * backend kind (optim_new_on), the same code on every backend.
  */
 #include "trainers/cnn.h"
 
@@ -132,8 +135,8 @@ static void cnn_params_free(void *params) { free(params); }
 
 /* ---- the model ---------------------------------------------------------------- */
 
-int cnn_model_new(const struct cnnnet_config *cfg, int threads, struct cnn_model **out,
-                  char *err, size_t errlen)
+int cnn_model_new(const struct cnnnet_config *cfg, int threads, const char *device,
+                  struct cnn_model **out, char *err, size_t errlen)
 {
     *out = NULL;
     struct cnn_model *m = calloc(1, sizeof *m);
@@ -145,8 +148,15 @@ int cnn_model_new(const struct cnnnet_config *cfg, int threads, struct cnn_model
     m->threads = threads < 1 ? 1 : threads;
     for (int c = 0; c < 3; c++) m->std[c] = 1.0f;
     char msg[256] = "";
-    m->be = nn_backend_cpu_new(m->threads, msg, sizeof msg);
-    if (m->be == NULL || cnnnet_new(m->be, cfg, &m->net, msg, sizeof msg) < 0) {
+    m->be = nn_backend_for_device(device, m->threads, 0, msg, sizeof msg);
+    if (m->be == NULL) {
+        /* nn/device's message starts 'device "cuda": ...'; the field leads */
+        const char *why = strncmp(msg, "device ", 7) == 0 ? msg + 7 : msg;
+        params_fail(err, errlen, "device: %s", why);
+        cnn_model_free(m);
+        return PD_EPARAM;
+    }
+    if (cnnnet_new(m->be, cfg, &m->net, msg, sizeof msg) < 0) {
         snprintf(err, errlen, "cnn: %s", msg);
         cnn_model_free(m);
         return PD_EINTERNAL;
@@ -158,6 +168,11 @@ int cnn_model_new(const struct cnnnet_config *cfg, int threads, struct cnn_model
     }
     *out = m;
     return PD_OK;
+}
+
+void cnn_model_note_device(struct cnn_model *m)
+{
+    nn_device_describe(m->be, &m->device);
 }
 
 void cnn_model_free(void *model)
@@ -250,12 +265,8 @@ int cnn_optim_groups(struct nn_params *ps, struct optim_group **out)
     for (int i = 0; i < cnt; i++) {
         struct nn_tensor *t = nn_params_get(ps, i);
         if (!(t->flags & NN_T_PARAM)) continue;
-        float *w = nn_tensor_host_data(t), *g = nn_tensor_host_grad(t);
-        if (w == NULL || g == NULL) {
-            free(gs);
-            return 0;
-        }
-        gs[n++] = (struct optim_group){w, g, t->numel, 0};
+        if (t->data == NULL || t->grad == NULL) continue;   /* params always have both */
+        gs[n++] = (struct optim_group){t->data, t->grad, t->numel, 0};
     }
     *out = gs;
     return n;
@@ -443,7 +454,7 @@ int cnn_model_load(struct pd_reader *in, int mode, void **out_model, char *err, 
     }
     struct cnn_model *m = NULL;
     char msg[256] = "";
-    int rc = cnn_model_new(&cfg, 1, &m, msg, sizeof msg);
+    int rc = cnn_model_new(&cfg, 1, NULL, &m, msg, sizeof msg);
     if (rc != PD_OK) {
         /* a genotype the network refuses is a damaged file, not our bug */
         params_fail(err, errlen, "%s", msg);
@@ -470,38 +481,22 @@ static int cnn_load(struct pd_reader *in, void **out_model, char *err, size_t er
 
 /* ---- details ----------------------------------------------------------------------- */
 
-/* The CPU's model name from /proc/cpuinfo, or "unknown". */
-static void cpu_name(char *out, size_t len)
-{
-    snprintf(out, len, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f == NULL) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) != 0) continue;
-        const char *v = strchr(line, ':');
-        if (v == NULL) continue;
-        for (v++; *v == ' ' || *v == '\t'; v++) {}
-        snprintf(out, len, "%s", v);
-        out[strcspn(out, "\r\n")] = 0;
-        break;
-    }
-    fclose(f);
-}
-
 cJSON *cnn_details_common(const struct cnn_model *m)
 {
     cJSON *o = cJSON_CreateObject();
     if (o == NULL) return NULL;
     cJSON_AddNumberToObject(o, "param_count", (double)cnnnet_param_count(m->net));
     cJSON_AddNumberToObject(o, "flops", m->macs);
-    cJSON *dev = cJSON_AddObjectToObject(o, "device");
+    struct nn_device_info now;
+    const struct nn_device_info *info = &m->device;
+    if (info->kind[0] == 0) {
+        nn_device_describe(m->be, &now);
+        info = &now;
+    }
+    cJSON *dev = nn_device_to_json(info);
     if (dev) {
-        char name[256];
-        cpu_name(name, sizeof name);
-        cJSON_AddStringToObject(dev, "kind", "cpu");
-        cJSON_AddStringToObject(dev, "name", name);
-        cJSON_AddNumberToObject(dev, "threads", m->threads);
+        if (strcmp(info->kind, "cpu") == 0) cJSON_AddNumberToObject(dev, "threads", m->threads);
+        cJSON_AddItemToObject(o, "device", dev);
     }
     if (m->learning_rate > 0) cJSON_AddNumberToObject(o, "learning_rate", m->learning_rate);
     if (m->lr_find) cJSON_AddItemToObject(o, "lr_find", cJSON_Duplicate(m->lr_find, 1));
@@ -581,7 +576,8 @@ static int trainer_init(struct trainer *t, const struct cnn_params *p, const str
         .n_classes = task->n_classes, .cells = (int)p->cells, .channels = (int)p->channels,
         .seed = t->seed,
     };
-    if ((rc = cnn_model_new(&cfg, opts->threads, &t->m, err, errlen)) != PD_OK) return rc;
+    if ((rc = cnn_model_new(&cfg, opts->threads, opts->device, &t->m, err, errlen)) != PD_OK)
+        return rc;
     cnn_model_set_norm(t->m, train->x, NULL, train->n);
     t->n = train->n;
     t->batch = (size_t)p->batch_size < t->n ? (size_t)p->batch_size : t->n;
@@ -602,7 +598,7 @@ static int trainer_init(struct trainer *t, const struct cnn_params *p, const str
     }
     if (t->n_groups == 0) {
         trainer_free(t);
-        params_fail(err, errlen, "cnn: training needs a host-visible backend");
+        params_fail(err, errlen, "cnn: the network has no trainable weights");
         return PD_EINTERNAL;
     }
     struct optim_config oc;
@@ -610,7 +606,7 @@ static int trainer_init(struct trainer *t, const struct cnn_params *p, const str
     oc.lr = p->lr > 0 ? p->lr : CNN_DEFAULT_LR;
     oc.momentum = 0.9;
     oc.weight_decay = 3e-4;
-    if (optim_new(&oc, t->groups, (size_t)t->n_groups, &t->opt, msg, sizeof msg) != 0) {
+    if (optim_new_on(t->m->be, &oc, t->groups, (size_t)t->n_groups, &t->opt, msg, sizeof msg) != 0) {
         trainer_free(t);
         params_fail(err, errlen, "cnn: %s", msg);
         return PD_EINTERNAL;
@@ -800,6 +796,7 @@ static int cnn_fit(const void *params, const struct pd_task *task, const struct 
             }
         }
     }
+    cnn_model_note_device(t.m);
     *out_model = t.m;
     t.m = NULL;
     rc = PD_OK;

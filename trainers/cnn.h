@@ -32,8 +32,16 @@
  *
  * The family needs the image shape of the rows (pd_fit_opts.image_*; the
  * driver fills it for image data) and normalizes by itself
- * (needs_scaling 0). Fits on the CPU backend (nn/backend.h) with
- * opts->threads threads.
+ * (needs_scaling 0). Fits on the backend opts->device names (nn/device.h:
+ * "cpu" with opts->threads threads, the default; "cuda", "cuda:N" or
+ * "auto"); a device that cannot be had (no GPU visible, a build without
+ * CUDA) is PD_EPARAM with a message "device: ..." (the spec's field). A
+ * training step stays on the backend: the batch (cropped, flipped and
+ * normalized on the host) goes up once, the loss comes down once, and the
+ * optimizer (nn/optim.h's optim_new_on: SGD, clipping) runs through the
+ * backend's table; the range test's save/restore and the epoch's
+ * validation accuracy cross to the host between steps. A fitted model
+ * predicts on the backend it was trained on; a loaded one on the CPU.
  *
  * Model file weights section (docs/model-format.md): "CNN1", the mode,
  * the image shape, classes, cells, channels, the genotype, the
@@ -49,6 +57,7 @@
 #include <cjson/cJSON.h>
 
 #include "nn/backend.h"
+#include "nn/device.h"
 #include "nn/graph.h"
 #include "nn/lrfind.h"
 #include "nn/optim.h"
@@ -80,11 +89,18 @@ struct cnn_model {
     double learning_rate;    /* the peak rate trained with (0: unknown) */
     cJSON *lr_find;          /* the range test's curve when "auto" ran; or NULL */
     int threads;
+    struct nn_device_info device;   /* where it was trained (cnn_model_note_device);
+                                     * kind "" until then */
 };
 
-/* Backend and network for cfg. 0, or a PD_* code with a message. */
-int cnn_model_new(const struct cnnnet_config *cfg, int threads, struct cnn_model **out,
-                  char *err, size_t errlen);
+/* Backend (for device: nn/device.h's names, NULL = "cpu") and network
+ * for cfg. 0, or a PD_* code with a message: PD_EPARAM "device: ..." when
+ * the device cannot be had. */
+int cnn_model_new(const struct cnnnet_config *cfg, int threads, const char *device,
+                  struct cnn_model **out, char *err, size_t errlen);
+/* Record the device the model trained on (kind, name, peak memory so
+ * far), for its details; call at the end of a fit. */
+void cnn_model_note_device(struct cnn_model *m);
 void cnn_model_free(void *model);
 
 /* The image shape of the rows from opts, checked against train->d.
@@ -114,9 +130,10 @@ void cnn_feed_batch(const struct cnn_model *m, const struct cnn_feed *f, const s
 int cnn_model_backward(struct cnn_model *m, struct nn_graph *g, const float *bx, const int *labels,
                        int b, double *loss, char *err, size_t errlen);
 
-/* Optimizer groups over the trainable tensors of ps (host-visible
- * backends only). Returns the count (0: none or not host-visible); *out
- * is malloc'd (the caller frees). -1 when out of memory. */
+/* Optimizer groups over the trainable tensors of ps: their data and grad,
+ * backend memory (for optim_new_on on the set's backend; on the CPU
+ * backend they are host arrays too). Returns the count (0: none); *out is
+ * malloc'd (the caller frees). -1 when out of memory. */
 int cnn_optim_groups(struct nn_params *ps, struct optim_group **out);
 
 /* Accuracy of the model on rows[0..n) of (x, y). NaN on failure. */
@@ -128,8 +145,10 @@ int cnn_predict(const void *model, const float *x, size_t n, size_t d, int threa
 int cnn_model_save(const void *model, struct pd_buf *out);
 int cnn_model_load(struct pd_reader *in, int mode, void **out_model, char *err, size_t errlen);
 void cnn_shape(const void *model, size_t *inputs, size_t *outputs);
-/* {"param_count", "flops", "device": {"kind", "name", "threads"}} and the
- * learning rate facts; the callers add the rest. */
+/* {"param_count", "flops", "device": {"kind", "name", "peak_memory_bytes"
+ * (nn_device_to_json), and "threads" on the CPU}} and the learning rate
+ * facts; the callers add the rest. The device is the one noted at the end
+ * of the fit, else the model's backend now. */
 cJSON *cnn_details_common(const struct cnn_model *m);
 
 #endif

@@ -2,7 +2,10 @@
  * darts.c - see darts.h. The model, batches, prediction and model file
  * are the cnn family's (trainers/cnn.h) in CNNNET_SEARCH mode; this file
  * holds the parameters, the alternating search loop and the details.
- * Runs on the caller's thread.
+ * Runs on the caller's thread, on the backend opts->device names (as the
+ * cnn family: cnn.h); both optimizers and Adam's L2 term run through the
+ * backend's table, so a search step never reads backend memory on the
+ * host beyond its loss.
  */
 #include "trainers/darts.h"
 
@@ -160,7 +163,7 @@ static int darts_fit(const void *params, const struct pd_task *task, const struc
     float *bx = NULL;
     struct half hw = {0}, ha = {0};
     char msg[256] = "";
-    if ((rc = cnn_model_new(&cfg, opts->threads, &m, err, errlen)) != PD_OK) return rc;
+    if ((rc = cnn_model_new(&cfg, opts->threads, opts->device, &m, err, errlen)) != PD_OK) return rc;
     cnn_model_set_norm(m, train->x, NULL, train->n);
     m->learning_rate = p->lr > 0 ? p->lr : DARTS_DEFAULT_LR;
 
@@ -193,7 +196,7 @@ static int darts_fit(const void *params, const struct pd_task *task, const struc
     if (g == NULL || bx == NULL || labels == NULL || nw < 0 || na < 0) goto nomem;
     if (nw == 0 || na == 0) {
         rc = PD_EINTERNAL;
-        params_fail(err, errlen, "darts: training needs a host-visible backend");
+        params_fail(err, errlen, "darts: the supernet has no trainable weights or alphas");
         goto out;
     }
     struct optim_config oc;
@@ -207,8 +210,8 @@ static int darts_fit(const void *params, const struct pd_task *task, const struc
     ac.beta1 = 0.5;
     ac.beta2 = 0.999;
     ac.weight_decay = 0;     /* Adam's L2 is added to the gradient below */
-    if (optim_new(&oc, wg, (size_t)nw, &wopt, msg, sizeof msg) != 0 ||
-        optim_new(&ac, ag, (size_t)na, &aopt, msg, sizeof msg) != 0) {
+    if (optim_new_on(m->be, &oc, wg, (size_t)nw, &wopt, msg, sizeof msg) != 0 ||
+        optim_new_on(m->be, &ac, ag, (size_t)na, &aopt, msg, sizeof msg) != 0) {
         rc = PD_EINTERNAL;
         params_fail(err, errlen, "darts: %s", msg);
         goto out;
@@ -238,8 +241,9 @@ static int darts_fit(const void *params, const struct pd_task *task, const struc
                 goto out;
             }
             if (isfinite(loss)) {
+                /* torch.optim.Adam's L2: g += wd w, in float as torch does */
                 for (int i = 0; i < na; i++)
-                    for (size_t k = 0; k < ag[i].n; k++) ag[i].g[k] += (float)(ARCH_WD * ag[i].w[k]);
+                    m->be->axpy(m->be, ag[i].g, (float)ARCH_WD, ag[i].w, ag[i].n);
                 optim_step(aopt);
             }
             /* the weight step, alphas fixed */
@@ -275,6 +279,7 @@ static int darts_fit(const void *params, const struct pd_task *task, const struc
         }
     }
     cnnnet_set_trainable(m->net, 1, 1);
+    cnn_model_note_device(m);
     *out_model = m;
     m = NULL;
     rc = PD_OK;

@@ -29,6 +29,7 @@
 
 #include "lib/csv.h"
 #include "lib/log.h"
+#include "nn/device.h"
 #include "trainers/cv.h"
 #include "trainers/imagedata.h"
 #include "trainers/lrtest.h"
@@ -274,12 +275,13 @@ int driver_spec_parse(const cJSON *json, struct driver_spec *out,
             return set_err(e, DRIVER_EBADSPEC, "artifact", "artifact: path too long");
     }
     if ((it = cJSON_GetObjectItemCaseSensitive(json, "device")) != NULL && !cJSON_IsNull(it)) {
+        /* whether a GPU is there is the family's question, when it fits */
         const char *d = cJSON_IsString(it) ? it->valuestring : "";
-        if (strcmp(d, "cuda") == 0)
-            return set_err(e, DRIVER_EBADSPEC, "device",
-                           "device: cuda requested but this build has no CUDA backend");
-        if (strcmp(d, "cpu") != 0 && strcmp(d, "auto") != 0)
-            return set_err(e, DRIVER_EBADSPEC, "device", "device: must be \"cpu\", \"cuda\" or \"auto\"");
+        if (nn_device_check(d, NULL, 0) != 0)
+            return set_err(e, DRIVER_EBADSPEC, "device", "device: must be \"cpu\", \"cuda\" "
+                           "(or \"cuda:N\") or \"auto\", not \"%.40s\"", d);
+        if (strcmp(d, "cpu") != 0 && (out->device = dup_string(it)) == NULL)
+            return set_err(e, DRIVER_EINTERNAL, NULL, "out of memory");
     }
     if ((it = cJSON_GetObjectItemCaseSensitive(json, "refit")) != NULL && !cJSON_IsNull(it)) {
         if (!cJSON_IsBool(it))
@@ -309,6 +311,7 @@ void driver_spec_free(struct driver_spec *s)
     free(s->data);
     free(s->target);
     free(s->artifact);
+    free(s->device);
     cJSON_Delete(s->params);
     memset(s, 0, sizeof *s);
 }
@@ -415,7 +418,8 @@ static int fit_status(struct run *r, int rc, const char *msg)
         return set_err(r->e, DRIVER_ECANCELLED, NULL, "cancelled");
     if (rc == PD_EPARAM) {
         char field[128];
-        param_field(msg, r->spec->family, field, sizeof field);
+        if (strncmp(msg, "device:", 7) == 0) snprintf(field, sizeof field, "device");
+        else param_field(msg, r->spec->family, field, sizeof field);
         return set_err(r->e, DRIVER_EBADSPEC, field, "%s", msg);
     }
     if (rc == PD_EDATA) return set_err(r->e, DRIVER_EBADDATA, "data", "%s", msg);
@@ -474,7 +478,7 @@ static int fit_on(struct run *r, const size_t *idx, size_t m, struct prep **prep
     struct pd_data valid = {nv, d, vx, vy, NULL, prep_levels(*prep)};
     struct pd_fit_opts fo = {
         .threads = r->spec->threads, .seed = r->spec->seed, .cancel = r->o->cancel,
-        .progress = on_progress, .progress_ctx = r,
+        .progress = on_progress, .progress_ctx = r, .device = r->spec->device,
     };
     if (r->spec->kind == DRIVER_DATA_IMAGES) {   /* the rows are CHW images */
         fo.image_channels = r->schema.image_channels;
@@ -773,6 +777,7 @@ static int run_lr_find(struct run *r, struct driver_result *res)
         .family = spec->family, .params = r->params, .task = &r->task, .schema = &r->schema,
         .frame = &r->frame, .rows = r->rows, .y = r->y, .n = r->n, .threads = spec->threads,
         .seed = spec->seed, .cancel = r->o->cancel, .progress = on_progress, .progress_ctx = r,
+        .device = spec->device,
     };
     char msg[512] = "";
     cJSON *result = NULL;
@@ -1053,7 +1058,10 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
     cJSON_AddNumberToObject(result, "predict_us_per_row", predict_us);
     cJSON_AddNumberToObject(result, "model_bytes", (double)file.len);
     cJSON_AddNumberToObject(result, "threads", spec->threads);
-    cJSON_AddStringToObject(result, "device", "cpu");
+    /* the kind the model ran on, when the family says (cnn, darts) */
+    const cJSON *dkind = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(details, "device"), "kind");
+    cJSON_AddStringToObject(result, "device", cJSON_IsString(dkind) ? dkind->valuestring : "cpu");
     cJSON_AddBoolToObject(result, "refit", refit);
     if (details) {
         cJSON_AddItemToObject(result, "details", details);

@@ -34,10 +34,14 @@
  *             learning-rate range test instead of cross validation (see
  *             trainers/lrtest.h: its own result event, no model file; cv
  *             and artifact are then unused)
- *   device    "cpu" | "auto" | "cuda": where a CNN family (cnn, darts) runs.
- *             "cpu" and "auto" run on the CPU backend; this build has no
- *             CUDA backend, so "cuda" is a bad_spec saying so. Other
- *             families ignore it. (The scheduler adds it for GPU families.)
+ *   device    "cpu" | "cuda" | "cuda:N" | "auto": where a CNN family
+ *             (cnn, darts) runs (nn/device.h): "auto" takes the GPU when
+ *             one is visible; "cuda" with no GPU visible, or in a build
+ *             without the CUDA backend, is a bad_spec (field "device")
+ *             saying which, when the family starts to fit. Any other
+ *             value is a bad_spec at once. Other families ignore it; the
+ *             lr_find mode runs where the family would. (The
+ *             scheduler adds it for GPU families.)                    "cpu"
  *   refit     true | false, only with cv.holdout: whether the final model
  *             is fitted again on every row (true) or is the model fitted on
  *             the training part of the holdout split (false: half the
@@ -135,6 +139,7 @@ struct driver_spec {
     int lr_find;                     /* 1: the range-test mode (lrtest.h) */
     int refit;                       /* 0: the family's default; 1: "refit": true;
                                         -1: "refit": false (holdout only) */
+    char *device;                    /* "cuda", "auto", ...; NULL = "cpu" */
     struct lrfind_config lr_find_cfg;
 };
 
@@ -163,7 +168,8 @@ struct driver_result {
  * params (effective), metric, score, greater_is_better, metrics
  * ({name: {mean, std, folds: [...]}}), n_rows, n_features, classes,
  * dropped_columns, folds, fit_seconds (the final fit), cv_seconds,
- * predict_us_per_row, model_bytes, threads, device, refit (whether the
+ * predict_us_per_row, model_bytes, threads, device (the kind the model
+ * ran on: details.device.kind for the CNN families, else "cpu"), refit (whether the
  * final model was refitted), details (pd_family.details: what the family
  * reports about the model, e.g. a CNN's genotype, param_count, flops;
  * absent when it has none; the model header carries it too), artifact,

@@ -84,6 +84,10 @@ struct pd_fit_opts {
      * [0, 1], CHW (d equals their product). All 0 for tables. Families
      * that need the shape (cnn, darts) refuse rows without it. */
     int image_channels, image_height, image_width;
+    /* Where a CNN family (cnn, darts) runs: nn/device.h's "cpu", "cuda",
+     * "cuda:N" or "auto", checked by the driver; NULL means "cpu". Other
+     * families ignore it. */
+    const char *device;
 };
 
 struct pd_family {

@@ -117,7 +117,7 @@ int lrtest_run(const struct lrtest_input *in, const struct lrfind_config *cfg, c
     struct pd_data train = {in->n, d, x, in->y, NULL, prep_levels(prep)};
     struct pd_fit_opts fo = {
         .threads = in->threads, .seed = in->seed, .cancel = in->cancel,
-        .progress = in->progress, .progress_ctx = in->progress_ctx,
+        .progress = in->progress, .progress_ctx = in->progress_ctx, .device = in->device,
     };
     if (in->schema->image_channels > 0) {   /* the rows are CHW images */
         fo.image_channels = in->schema->image_channels;

@@ -70,6 +70,7 @@ struct lrtest_input {
     const volatile sig_atomic_t *cancel;
     void (*progress)(void *ctx, const struct pd_progress *p);   /* may be NULL */
     void *progress_ctx;
+    const char *device;                 /* the spec's "device" (NULL: cpu) */
 };
 
 /* Run the test. 0 with *result (the result event above, without the

@@ -463,6 +463,9 @@ struct nn_backend *nn_backend_cuda_new(int device, int flags, char *err, size_t 
     be->linear_bwd = cu_linear_bwd;
     be->ce_fwd = cu_ce_fwd;
     be->ce_bwd = cu_ce_bwd;
+    be->sgd_step = cu_sgd_step;
+    be->adam_step = cu_adam_step;
+    be->sumsq = cu_sumsq;
     return be;
 fail:
     if (c) {

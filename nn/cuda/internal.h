@@ -6,7 +6,8 @@
  * Files: backend.cu (the table, memory pool, device queries),
  * conv.cu (cuDNN convolutions with the per-shape algorithm cache, cuBLAS
  * linear layers), norm.cu (pooling and batch norm), kernels.cu
- * (element-wise ops, softmax, the loss, the weighted sum, channel copies).
+ * (element-wise ops, softmax, the loss, the weighted sum, channel copies,
+ * the optimizer updates and the gradient norm).
  *
  * The table's kernels cannot fail (nn/backend.h), so a CUDA, cuDNN or
  * cuBLAS error inside one is fatal: it prints file, line and the
@@ -143,6 +144,11 @@ void cu_ce_fwd(struct nn_backend *be, int n, int k, const float *logits, const f
                float *probs, float *loss);
 void cu_ce_bwd(struct nn_backend *be, int n, int k, const float *probs, const float *labels,
                const float *dloss, float *dlogits);
+void cu_sgd_step(struct nn_backend *be, float *w, const float *g, float *buf, size_t n, double lr,
+                 double momentum, double wd, int nesterov);
+void cu_adam_step(struct nn_backend *be, float *w, const float *g, float *m, float *v, size_t n,
+                  double lr, double beta1, double beta2, double eps, double wd, uint64_t t);
+double cu_sumsq(struct nn_backend *be, const float *const *xs, const size_t *ns, int k);
 /* per-row bias: y[i, j] += b[j] for i < rows, j < cols; db[j] += sum_i dy[i, j] */
 void cu_row_bias_add(struct cu_ctx *c, float *y, const float *b, int rows, int cols);
 void cu_row_bias_grad(struct cu_ctx *c, float *db, const float *dy, int rows, int cols);

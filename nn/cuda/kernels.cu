@@ -1,7 +1,9 @@
 /*
  * kernels.cu - the CUDA backend's small kernels: element-wise ops,
  * dropout masks, the mixed op's weighted sum, row softmax, softmax
- * cross-entropy, channel copies and the linear layer's bias.
+ * cross-entropy, channel copies, the linear layer's bias, and the
+ * optimizer updates (SGD, AdamW: nn/optim_math.h's element rules, one
+ * element per thread) with the sum of squares gradient clipping needs.
  *
  * Grid-stride loops of CU_THREADS threads. Each mirrors its loop in
  * nn/cpu.c (the oracle) closely enough to hold the same tolerance:
@@ -9,6 +11,8 @@
  * dropout mask is the same function of (seed, index) bit for bit.
  */
 #include "nn/cuda/internal.h"
+
+#include "nn/optim_math.h"
 
 #define GRID_STRIDE(i, n)                                                        \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); \
@@ -344,4 +348,62 @@ void cu_row_bias_grad(struct cu_ctx *c, float *db, const float *dy, int rows, in
     (void)c;
     k_row_bias_grad<<<(cols + 127) / 128, 128>>>(db, dy, rows, cols);
     CU_LAUNCHED();
+}
+
+/* --- optimizer updates ------------------------------------------------------------------ */
+
+__global__ static void k_sgd(float *w, const float *g, float *buf, size_t n, double lr, double mu,
+                             double wd, int nesterov)
+{
+    GRID_STRIDE(i, n) optim_math_sgd(w, g, buf, i, i + 1, lr, mu, wd, nesterov);
+}
+
+__global__ static void k_adam(float *w, const float *g, float *m, float *v, size_t n,
+                              struct optim_math_adam a)
+{
+    GRID_STRIDE(i, n) optim_math_adam(w, g, m, v, i, i + 1, &a);
+}
+
+void cu_sgd_step(struct nn_backend *be, float *w, const float *g, float *buf, size_t n, double lr,
+                 double momentum, double wd, int nesterov)
+{
+    LAUNCH(be, n, k_sgd, w, g, momentum != 0.0 ? buf : NULL, n, lr, momentum, wd, nesterov);
+}
+
+void cu_adam_step(struct nn_backend *be, float *w, const float *g, float *m, float *v, size_t n,
+                  double lr, double beta1, double beta2, double eps, double wd, uint64_t t)
+{
+    /* the bias corrections on the host, by the CPU's own code */
+    struct optim_math_adam a = optim_math_adam_consts(lr, beta1, beta2, eps, wd, t);
+    LAUNCH(be, n, k_adam, w, g, m, v, n, a);
+}
+
+/* acc += sum x[i]^2: double per thread, warp shuffles, one atomic per block */
+__global__ static void k_sumsq(const float *x, size_t n, double *acc)
+{
+    double s = 0.0;
+    GRID_STRIDE(i, n) {
+        double v = (double)x[i];
+        s += v * v;
+    }
+    __shared__ double sh[32];
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    for (int off = 16; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
+    if (lane == 0) sh[warp] = s;
+    __syncthreads();
+    if (warp == 0) {
+        s = lane < nw ? sh[lane] : 0.0;
+        for (int off = 16; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
+        if (lane == 0) atomicAdd(acc, s);
+    }
+}
+
+/* One accumulator for all k arrays, one copy back (the synchronisation). */
+double cu_sumsq(struct nn_backend *be, const float *const *xs, const size_t *ns, int k)
+{
+    struct cu_ctx *c = cu_ctx_of(be);
+    double *acc = cu_reduction(c, 1), h = 0.0;
+    for (int j = 0; j < k; j++) LAUNCH(be, ns[j], k_sumsq, xs[j], ns[j], acc);
+    CU_CHECK(cudaMemcpy(&h, acc, sizeof h, cudaMemcpyDeviceToHost));
+    return h;
 }

@@ -8,11 +8,15 @@
 # 2. builds the CNN engine with the CUDA backend (make CUDA=1: libnn.a and
 #    libnncuda.a only; no PostgreSQL or server packages needed) and links
 #    the GPU test, the device test and the CPU op tests with a short
-#    command line of its own (openblas, cJSON, cmocka, CUDA);
+#    command line of its own (openblas, cJSON, cmocka, CUDA; the GPU test
+#    also compiles the cnn and darts families' few sources);
 # 3. runs tests/unit/test_nn_cuda with PODIUM_REQUIRE_GPU=1 (every op
 #    forward and backward against the CPU backend, TF32 cases, a few
-#    DARTS training steps on both; a missing GPU fails here instead of
-#    skipping), then test_nn_device, test_nn_ops and test_nn_torch;
+#    DARTS training steps on both, the "cnn" and "darts" families trained
+#    on "cpu" and on "cuda" with their losses, predictions and reported
+#    device compared, "auto" picking the GPU; a missing GPU fails here
+#    instead of skipping), then test_nn_device, test_nn_ops and
+#    test_nn_torch;
 # 4. runs bench/gpu_step.py: DARTS search-step throughput and the
 #    retrained network's epoch time, ours on CUDA (fp32, TF32) beside
 #    PyTorch with cuDNN when torch has CUDA (else that column says why),
@@ -60,10 +64,15 @@ cflags=$(pkg-config --cflags openblas libcjson cmocka 2>/dev/null || true)
 libdir="$CUDA_HOME/lib64"
 [ -d "$libdir" ] || libdir="$CUDA_HOME/lib"
 mkdir -p build/gpu
+# what the families need besides libnn.a (not the server's libraries)
+family_src="trainers/cnn.c trainers/cnnnet.c trainers/darts.c trainers/params.c trainers/rng.c
+            trainers/buf.c trainers/cv.c lib/genotype.c lib/utf8.c"
 for t in test_nn_cuda test_nn_device test_nn_ops test_nn_torch; do
     echo "  LD      build/gpu/$t"
+    extra=""
+    [ "$t" = test_nn_cuda ] && extra=$family_src
     # shellcheck disable=SC2086
-    if ! cc -O2 -g -std=c11 -D_GNU_SOURCE -I. $cflags -o "build/gpu/$t" "tests/unit/$t.c" \
+    if ! cc -O2 -g -std=c11 -D_GNU_SOURCE -I. $cflags -o "build/gpu/$t" "tests/unit/$t.c" $extra \
         tests/support/darts_net.c build/release/libnn.a build/release/libnncuda.a $libs \
         -L"$libdir" -Wl,-rpath,"$libdir" -lcudnn -lcublas -lcudart -lstdc++ -lpthread -lm; then
         fail "link $t"

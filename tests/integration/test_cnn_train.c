@@ -4,8 +4,9 @@
  * measured over seeds; the bar is 0.93) keeps the holdout model (no
  * refit event, "refit": false), reports the genotype, parameter count,
  * FLOPs and device in "details" (result event and model header), and
- * podium-predict answers for a PNG of the archive; and the spec errors of
- * "device" and "refit". */
+ * podium-predict answers for a PNG of the archive; the spec errors of
+ * "device" and "refit"; and "device": "cuda" without a GPU, a clear
+ * bad_spec. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include <png.h>
 
 #include "lib/genotype.h"
+#include "nn/cuda.h"
 #include "tests/support/harness.h"
 #include "tests/support/imgfix.h"
 #include "trainers/imagedata.h"
@@ -109,9 +111,8 @@ static void spec_errors(void **state)
 {
     (void)state;
     static const struct { const char *extra, *want; } cases[] = {
-        {"\"device\": \"cuda\", \"cv\": {\"holdout\": 0.2}",
-         "device: cuda requested but this build has no CUDA backend"},
         {"\"device\": \"tpu\", \"cv\": {\"holdout\": 0.2}", "device: must be"},
+        {"\"device\": \"cuda:x\", \"cv\": {\"holdout\": 0.2}", "device: must be"},
         {"\"refit\": false, \"cv\": {\"folds\": 3}", "refit: false needs a holdout split"},
         {"\"refit\": 1, \"cv\": {\"holdout\": 0.2}", "refit: must be true or false"},
     };
@@ -132,11 +133,62 @@ static void spec_errors(void **state)
     }
 }
 
+/* "device": "cuda" where no GPU is visible (or the build has no CUDA
+ * backend): a bad_spec on field "device" that says which, from the fit,
+ * not a silent CPU run; "auto" there trains on the CPU. Skipped where a
+ * GPU is visible (there both train on it: tests/unit/test_nn_cuda.c). */
+static void cuda_without_gpu(void **state)
+{
+    (void)state;
+    if (nn_cuda_device_count() > 0) {
+        skip();
+        return;
+    }
+    char spec[512];
+    snprintf(spec, sizeof spec,
+             "{\"kind\": \"images\", \"data\": \"%s\", \"device\": \"cuda\","
+             " \"model\": {\"family\": \"cnn\", \"params\": {\"cells\": 2, \"channels\": 4,"
+             " \"epochs\": 1}}, \"cv\": {\"holdout\": 0.2}}\n", DIGITS);
+    th_write_file(tp("cuda.json"), spec);
+    assert_int_equal(th_run("podium-train", NULL, NULL, tp("cuda.json"), tp("cuda.events"),
+                            tp("cuda.err")), 2);
+    cJSON *ev = th_last_event(tp("cuda.events"));
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(ev, "kind")->valuestring, "bad_spec");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(ev, "field")->valuestring, "device");
+    const char *msg = cJSON_GetObjectItemCaseSensitive(ev, "message")->valuestring;
+    if (strncmp(msg, "device: \"cuda\": ", 16) != 0 ||
+        (strstr(msg, "no CUDA GPU is visible") == NULL &&
+         strstr(msg, "this build has no CUDA backend") == NULL))
+        fail_msg("got \"%s\"", msg);
+    cJSON_Delete(ev);
+
+    /* "auto" falls back to the CPU and says so: the result's device and
+     * the details' device (with its name and peak memory) */
+    snprintf(spec, sizeof spec,
+             "{\"kind\": \"images\", \"data\": \"%s\", \"device\": \"auto\","
+             " \"model\": {\"family\": \"cnn\", \"params\": {\"cells\": 2, \"channels\": 4,"
+             " \"epochs\": 1}}, \"cv\": {\"holdout\": 0.2}}\n", DIGITS);
+    th_write_file(tp("auto.json"), spec);
+    assert_int_equal(th_run("podium-train", NULL, NULL, tp("auto.json"), tp("auto.events"),
+                            tp("auto.err")), 0);
+    ev = th_last_event(tp("auto.events"));
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(ev, "event")->valuestring, "result");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(ev, "device")->valuestring, "cpu");
+    const cJSON *dev = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ev, "details"),
+                                                        "device");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(dev, "kind")->valuestring, "cpu");
+    assert_true(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(dev, "name")));
+    assert_true(cJSON_GetObjectItemCaseSensitive(dev, "peak_memory_bytes")->valuedouble > 0);
+    assert_true(cJSON_GetObjectItemCaseSensitive(dev, "threads")->valuedouble == 1);
+    cJSON_Delete(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(train_and_predict),
         cmocka_unit_test(spec_errors),
+        cmocka_unit_test(cuda_without_gpu),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

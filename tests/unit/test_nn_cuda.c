@@ -16,7 +16,11 @@
  * cuDNN and cuBLAS: 10-bit mantissas on the inputs of each product) the
  * bound is 1e-2. The DARTS network's per-step losses must agree within
  * 2e-4 relative on the first step (a forward pass) and 1e-3 on the later
- * ones (differences compound through batch norm and the updates). */
+ * ones (differences compound through batch norm and the updates). Then
+ * the "cnn" and "darts" families' own fit on "cpu" and on "cuda" (their
+ * optimizers on the device: the table's sgd_step/adam_step/sumsq), with
+ * their epoch losses, predictions and reported device compared (the
+ * tolerances are stated above fam_compare), and "auto" picking the GPU. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +36,8 @@
 #include "nn/ops.h"
 #include "nn/tensor.h"
 #include "tests/support/darts_net.h"
+#include "trainers/cnn.h"
+#include "trainers/darts.h"
 
 #define TOL_FP32 1e-4
 #define TOL_TF32 1e-2
@@ -572,6 +578,143 @@ static void test_darts_steps(void **st)
     }
 }
 
+/* --- the "cnn" and "darts" families on both backends ----------------------------------- */
+
+/* The families' own fit, from the same initialization (the network is
+ * initialised from a seeded host generator and uploaded) and the same
+ * batches (drawn, cropped and normalized on the host), once with
+ * "device": "cpu" and once with "cuda": every epoch's mean training loss
+ * must agree within FAM_TOL_FIRST (relative) in the first epoch and
+ * FAM_TOL_LATER after (differences compound through batch norm, the
+ * clipped SGD steps and the cosine schedule; the per-step DARTS check
+ * above holds 1e-3 after five steps, and an epoch here is two steps), and
+ * the trained models' probabilities on the training images within
+ * FAM_TOL_PROBA (absolute). The CUDA model's details must name the
+ * device: kind "cuda", a name, peak memory > 0. */
+#define FAM_TOL_FIRST 1e-3
+#define FAM_TOL_LATER 5e-3
+#define FAM_TOL_PROBA 2e-2
+enum { FAM_N = 32, FAM_K = 4, FAM_EPOCHS = 3 };
+
+struct fam_log {
+    int n;
+    double loss[16];
+};
+
+static void fam_progress(void *ctx, const struct pd_progress *p)
+{
+    struct fam_log *l = ctx;
+    if (p->metric && strcmp(p->metric, "train_loss") == 0 && l->n < 16) l->loss[l->n++] = p->value;
+}
+
+/* 32 images of 8x8: class k is a bright quadrant k plus noise */
+static void fam_data(float *x, double *y)
+{
+    struct nn_rng r;
+    nn_rng_seed(&r, 11);
+    for (int i = 0; i < FAM_N; i++) {
+        y[i] = i % FAM_K;
+        for (int j = 0; j < 64; j++)
+            x[i * 64 + j] = (float)(0.3 * nn_rng_uniform(&r) +
+                                    ((j / 32) * 2 + (j % 8) / 4 == i % FAM_K ? 0.7 : 0.0));
+    }
+}
+
+static void *fam_fit(const struct pd_family *F, const char *params, const char *device,
+                     struct fam_log *log)
+{
+    static float x[FAM_N * 64];
+    static double y[FAM_N];
+    fam_data(x, y);
+    char err[512];
+    struct pd_task task = {PD_TASK_CLASSIFICATION, FAM_K};
+    cJSON *j = cJSON_Parse(params);
+    assert_non_null(j);
+    void *p = NULL, *m = NULL;
+    if (F->params_parse(j, &task, &p, err, sizeof err) != 0) fail_msg("params: %s", err);
+    cJSON_Delete(j);
+    struct pd_data tr = {.n = FAM_N, .d = 64, .x = x, .y = y};
+    memset(log, 0, sizeof *log);
+    struct pd_fit_opts o = {.threads = 1, .seed = 1, .progress = fam_progress, .progress_ctx = log,
+                            .image_channels = 1, .image_height = 8, .image_width = 8,
+                            .device = device};
+    if (F->fit(p, &task, &tr, NULL, &o, &m, err, sizeof err) != 0)
+        fail_msg("%s fit on %s: %s", F->name, device, err);
+    F->params_free(p);
+    return m;
+}
+
+static void fam_compare(const struct pd_family *F, const char *params)
+{
+    struct fam_log lc, lg;
+    void *mc = fam_fit(F, params, "cpu", &lc), *mg = fam_fit(F, params, "cuda", &lg);
+    assert_int_equal(lc.n, FAM_EPOCHS);
+    assert_int_equal(lg.n, FAM_EPOCHS);
+    for (int e = 0; e < FAM_EPOCHS; e++) {
+        double rel = fabs(lg.loss[e] - lc.loss[e]) / fabs(lc.loss[e]);
+        print_message("  %s epoch %d: train_loss cpu %.6f, cuda %.6f (rel %.2g)\n", F->name, e + 1,
+                      lc.loss[e], lg.loss[e], rel);
+        if (!(rel <= (e == 0 ? FAM_TOL_FIRST : FAM_TOL_LATER)))
+            fail_msg("%s epoch %d: relative loss difference %.3g", F->name, e + 1, rel);
+    }
+    /* predictions of the two trained models */
+    static float x[FAM_N * 64];
+    static double y[FAM_N], pc[FAM_N * FAM_K], pg[FAM_N * FAM_K];
+    fam_data(x, y);
+    assert_int_equal(F->predict(mc, x, FAM_N, 64, 1, pc), 0);
+    assert_int_equal(F->predict(mg, x, FAM_N, 64, 1, pg), 0);
+    double worst = 0;
+    for (int i = 0; i < FAM_N * FAM_K; i++) worst = fmax(worst, fabs(pc[i] - pg[i]));
+    print_message("  %s: largest probability difference %.3g\n", F->name, worst);
+    if (!(worst <= FAM_TOL_PROBA)) fail_msg("%s: probabilities differ by %.3g", F->name, worst);
+    /* what the results say about the device */
+    cJSON *dg = F->details(mg), *dc = F->details(mc);
+    assert_non_null(dg);
+    assert_non_null(dc);
+    const cJSON *dev = cJSON_GetObjectItemCaseSensitive(dg, "device");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(dev, "kind")->valuestring, "cuda");
+    assert_true(strlen(cJSON_GetObjectItemCaseSensitive(dev, "name")->valuestring) > 0);
+    assert_true(cJSON_GetObjectItemCaseSensitive(dev, "peak_memory_bytes")->valuedouble > 0);
+    dev = cJSON_GetObjectItemCaseSensitive(dc, "device");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(dev, "kind")->valuestring, "cpu");
+    cJSON_Delete(dg);
+    cJSON_Delete(dc);
+    F->model_free(mc);
+    F->model_free(mg);
+}
+
+static void test_cnn_family(void **st)
+{
+    (void)st;
+    NEED_GPU();
+    fam_compare(&pd_family_cnn, "{\"cells\": 3, \"channels\": 8, \"epochs\": 3, \"batch_size\": 16,"
+                                " \"learning_rate\": 0.01, \"augment\": true, \"seed\": 5}");
+}
+
+static void test_darts_family(void **st)
+{
+    (void)st;
+    NEED_GPU();
+    /* 16 rows a side, batches of 8: two search steps an epoch */
+    fam_compare(&pd_family_darts, "{\"cells\": 2, \"channels\": 4, \"epochs\": 3, \"batch_size\": 8,"
+                                  " \"learning_rate\": 0.01, \"augment\": false, \"seed\": 5}");
+}
+
+/* "auto" takes the visible GPU */
+static void test_auto_device(void **st)
+{
+    (void)st;
+    NEED_GPU();
+    struct fam_log l;
+    void *m = fam_fit(&pd_family_cnn, "{\"cells\": 2, \"channels\": 4, \"epochs\": 1,"
+                                      " \"batch_size\": 16, \"seed\": 5}", "auto", &l);
+    cJSON *d = pd_family_cnn.details(m);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(d, "device"),
+                                                         "kind")->valuestring, "cuda");
+    cJSON_Delete(d);
+    pd_family_cnn.model_free(m);
+}
+
 int main(void)
 {
     int n = nn_cuda_device_count();
@@ -613,6 +756,9 @@ int main(void)
         cmocka_unit_test(test_concat_slice),
         cmocka_unit_test(test_table_memory),
         cmocka_unit_test(test_darts_steps),
+        cmocka_unit_test(test_cnn_family),
+        cmocka_unit_test(test_darts_family),
+        cmocka_unit_test(test_auto_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,7 +5,9 @@
  * expected numbers are in tests/data/nn_train/torch_fixtures.h, generated
  * by make_fixtures.py next to it with torch (not needed here). Also: state
  * save/restore replays bit for bit, mismatched state is refused, bad
- * configurations are refused with a message. */
+ * configurations are refused with a message. And the optimizer on the CPU
+ * backend (optim_new_on: the table's sgd_step, adam_step, sumsq) gives the
+ * host optimizer's bits exactly, with one thread and with several. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "nn/backend.h"
 #include "nn/optim.h"
 #include "tests/data/nn_train/torch_fixtures.h"
 
@@ -30,29 +33,54 @@ static void assert_close_f(double got, double want, double rel, const char *what
 }
 
 /* Run FX_T steps over FX_N weights split into groups at `split` (0 = one
- * group); the second group is no_decay. */
+ * group); the second group is no_decay. Twice: an optimizer over host
+ * arrays (optim_new) and one on the CPU backend (optim_new_on: the table's
+ * sgd_step/adam_step over backend memory), which must agree bit for bit
+ * at every step as well as with torch. */
 static void replay(const char *what, const struct optim_config *cfg, const float *w0,
                    const float *g, const float *want, size_t split)
 {
+    char err[128];
+    struct nn_backend *be = nn_backend_cpu_new(1, err, sizeof err);
+    assert_non_null(be);
     float w[FX_N], grad[FX_N];
+    float *bw = be->alloc(be, FX_N), *bg = be->alloc(be, FX_N), hw[FX_N], hg[FX_N];
+    assert_true(bw && bg);
     memcpy(w, w0, sizeof w);
+    be->upload(be, bw, w0, FX_N);
     struct optim_group groups[2] = {
         {w, grad, split ? split : FX_N, 0},
         {w + split, grad + split, FX_N - split, 1},
     };
-    struct optim *o;
-    char err[128];
+    struct optim_group bgroups[2] = {
+        {bw, bg, split ? split : FX_N, 0},
+        {bw + split, bg + split, FX_N - split, 1},
+    };
+    struct optim *o, *ob;
     if (optim_new(cfg, groups, split ? 2 : 1, &o, err, sizeof err) != 0) fail_msg("%s", err);
+    if (optim_new_on(be, cfg, bgroups, split ? 2 : 1, &ob, err, sizeof err) != 0) fail_msg("%s", err);
     assert_int_equal(optim_n_params(o), FX_N);
+    assert_int_equal(optim_n_params(ob), FX_N);
     for (int t = 0; t < FX_T; t++) {
         memcpy(grad, g + t * FX_N, sizeof grad);
+        be->upload(be, bg, g + t * FX_N, FX_N);
         optim_step(o);
+        optim_step(ob);
         /* the gradients are left as given */
         assert_memory_equal(grad, g + t * FX_N, sizeof grad);
+        be->download(be, hg, bg, FX_N);
+        assert_memory_equal(hg, g + t * FX_N, sizeof hg);
         for (int i = 0; i < FX_N; i++) assert_close_f(w[i], want[t * FX_N + i], 2e-6, what, t, i);
+        be->download(be, hw, bw, FX_N);
+        if (memcmp(hw, w, sizeof w) != 0) fail_msg("%s step %d: the backend's weights differ", what, t);
     }
     assert_int_equal(optim_steps(o), FX_T);
+    assert_int_equal(optim_steps(ob), FX_T);
     optim_free(o);
+    optim_free(ob);
+    be->free(be, bw);
+    be->free(be, bg);
+    nn_backend_free(be);
 }
 
 static void sgd_matches_torch(void **state)
@@ -126,6 +154,107 @@ static void clip_matches_torch(void **state)
     optim_free(o);
 }
 
+/* Steps t of a deterministic, weight-dependent gradient. */
+static void fake_grad(const float *w, float *g, size_t n, int t)
+{
+    for (size_t i = 0; i < n; i++) g[i] = sinf(w[i] * (float)(t + 1)) + 0.01f * (float)i;
+}
+
+/* Clipping and zeroing through the CPU backend's table (sumsq, scale,
+ * fill): the same bits as over host arrays. */
+static void clip_on_backend(void **state)
+{
+    char err[128];
+    struct nn_backend *be = nn_backend_cpu_new(1, err, sizeof err);
+    assert_non_null(be);
+    float a[9], b[9] = {0}, got[9];
+    float *bw = be->alloc(be, 9), *bg = be->alloc(be, 9);
+    struct optim_group hs[2] = {{b, a, 5, 0}, {b + 5, a + 5, 4, 0}};
+    struct optim_group bs[2] = {{bw, bg, 5, 0}, {bw + 5, bg + 5, 4, 0}};
+    struct optim_config c;
+    optim_config_init(&c, OPTIM_SGD);
+    struct optim *o;
+    assert_int_equal(optim_new_on(be, &c, bs, 2, &o, err, sizeof err), 0);
+    const float *ins[2] = {fx_clip_in, fx_noclip_in};
+    const double maxes[2] = {fx_clip_max, fx_noclip_max};
+    for (int k = 0; k < 2; k++) {
+        memcpy(a, ins[k], sizeof a);
+        be->upload(be, bg, ins[k], 9);
+        double want = optim_clip_groups(hs, 2, maxes[k]);
+        double norm = optim_clip_grad_norm(o, maxes[k]);
+        assert_memory_equal(&norm, &want, sizeof norm);
+        be->download(be, got, bg, 9);
+        assert_memory_equal(got, a, sizeof a);
+    }
+    /* a non-finite norm leaves the gradients alone */
+    memcpy(a, fx_clip_in, sizeof a);
+    a[3] = INFINITY;
+    be->upload(be, bg, a, 9);
+    assert_true(isinf(optim_clip_grad_norm(o, 1.0)));
+    be->download(be, got, bg, 9);
+    assert_memory_equal(got, a, sizeof a);
+    optim_zero_grad(o);
+    be->download(be, got, bg, 9);
+    for (int i = 0; i < 9; i++) assert_true(got[i] == 0.0f);
+    optim_free(o);
+    be->free(be, bw);
+    be->free(be, bg);
+    nn_backend_free(be);
+}
+
+/* Many weights on a backend with worker threads (the updates are split
+ * between them): still the host optimizer's bits, for SGD with nesterov
+ * and AdamW over several steps, with clipping. */
+static void backend_threads_same_bits(void **state)
+{
+    enum { N = 50000, T = 4 };
+    char err[128];
+    struct nn_backend *be = nn_backend_cpu_new(4, err, sizeof err);
+    assert_non_null(be);
+    float *w = malloc(N * sizeof *w), *g = malloc(N * sizeof *g), *hw = malloc(N * sizeof *hw);
+    float *bw = be->alloc(be, N), *bg = be->alloc(be, N);
+    assert_true(w && g && hw && bw && bg);
+    for (int kind = 0; kind < 2; kind++) {
+        for (int i = 0; i < N; i++) w[i] = 0.001f * (float)(i % 2000) - 1.0f;
+        be->upload(be, bw, w, N);
+        struct optim_config c;
+        optim_config_init(&c, kind ? OPTIM_ADAMW : OPTIM_SGD);
+        if (!kind) c.lr = 0.05, c.momentum = 0.9, c.nesterov = 1, c.weight_decay = 3e-4;
+        struct optim_group hgrp[2] = {{w, g, 30000, 0}, {w + 30000, g + 30000, N - 30000, 1}};
+        struct optim_group bgrp[2] = {{bw, bg, 30000, 0}, {bw + 30000, bg + 30000, N - 30000, 1}};
+        struct optim *o, *ob;
+        assert_int_equal(optim_new(&c, hgrp, 2, &o, err, sizeof err), 0);
+        assert_int_equal(optim_new_on(be, &c, bgrp, 2, &ob, err, sizeof err), 0);
+        for (int t = 0; t < T; t++) {
+            fake_grad(w, g, N, t);
+            be->upload(be, bg, g, N);
+            double n1 = optim_clip_grad_norm(o, 5.0), n2 = optim_clip_grad_norm(ob, 5.0);
+            assert_memory_equal(&n1, &n2, sizeof n1);
+            optim_step(o);
+            optim_step(ob);
+            be->download(be, hw, bw, N);
+            if (memcmp(hw, w, N * sizeof *w) != 0) fail_msg("kind %d step %d: weights differ", kind, t);
+        }
+        /* the state saved from the backend is the host optimizer's */
+        size_t nb = optim_state_bytes(o);
+        assert_int_equal(optim_state_bytes(ob), nb);
+        unsigned char *s1 = malloc(nb), *s2 = malloc(nb);
+        assert_int_equal(optim_state_save(o, s1, nb), 0);
+        assert_int_equal(optim_state_save(ob, s2, nb), 0);
+        assert_memory_equal(s1, s2, nb);
+        free(s1);
+        free(s2);
+        optim_free(o);
+        optim_free(ob);
+    }
+    be->free(be, bw);
+    be->free(be, bg);
+    free(w);
+    free(g);
+    free(hw);
+    nn_backend_free(be);
+}
+
 static void schedules_match_torch(void **state)
 {
     char err[128];
@@ -155,12 +284,6 @@ static void schedules_match_torch(void **state)
     assert_non_null(strstr(err, "warmup"));
     bad = (struct optim_sched){OPTIM_SCHED_CONSTANT, NAN, 0.0, 0, 0};
     assert_int_equal(optim_sched_check(&bad, err, sizeof err), OPTIM_EARG);
-}
-
-/* Steps t of a deterministic, weight-dependent gradient. */
-static void fake_grad(const float *w, float *g, size_t n, int t)
-{
-    for (size_t i = 0; i < n; i++) g[i] = sinf(w[i] * (float)(t + 1)) + 0.01f * (float)i;
 }
 
 static void save_restore_replays(void **state)
@@ -216,6 +339,56 @@ static void save_restore_replays(void **state)
         free(buf);
         optim_free(o);
     }
+}
+
+/* Save/restore of an optimizer on the CPU backend: its state goes
+ * through download/upload and replays bit for bit. */
+static void save_restore_on_backend(void **state)
+{
+    enum { N = 10 };
+    char err[160];
+    struct nn_backend *be = nn_backend_cpu_new(1, err, sizeof err);
+    assert_non_null(be);
+    float *bw = be->alloc(be, N), *bg = be->alloc(be, N);
+    float w[N], g[N], w_run1[N];
+    for (int i = 0; i < N; i++) w[i] = 0.1f * (float)i - 0.3f;
+    be->upload(be, bw, w, N);
+    struct optim_group grp = {bw, bg, N, 0};
+    struct optim_config c;
+    optim_config_init(&c, OPTIM_ADAMW);
+    struct optim *o;
+    assert_int_equal(optim_new_on(be, &c, &grp, 1, &o, err, sizeof err), 0);
+    for (int t = 0; t < 3; t++) {
+        be->download(be, w, bw, N);
+        fake_grad(w, g, N, t);
+        be->upload(be, bg, g, N);
+        optim_step(o);
+    }
+    size_t nb = optim_state_bytes(o);
+    unsigned char *buf = malloc(nb);
+    float w_saved[N];
+    assert_int_equal(optim_state_save(o, buf, nb), 0);
+    be->download(be, w_saved, bw, N);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass) {
+            be->upload(be, bw, w_saved, N);
+            assert_int_equal(optim_state_load(o, buf, nb, err, sizeof err), 0);
+        }
+        for (int t = 3; t < 7; t++) {
+            be->download(be, w, bw, N);
+            fake_grad(w, g, N, t);
+            be->upload(be, bg, g, N);
+            optim_step(o);
+        }
+        be->download(be, w, bw, N);
+        if (pass) assert_memory_equal(w, w_run1, sizeof w);
+        else memcpy(w_run1, w, sizeof w);
+    }
+    free(buf);
+    optim_free(o);
+    be->free(be, bw);
+    be->free(be, bg);
+    nn_backend_free(be);
 }
 
 static void lr_zero_and_set_lr(void **state)
@@ -285,6 +458,16 @@ static void bad_configs_refused(void **state)
     struct optim_group huge[2] = {{w, g, (size_t)OPTIM_MAX_PARAMS, 0}, {w, g, 1, 0}};
     assert_int_equal(optim_new(&c, huge, 2, &o, err, sizeof err), OPTIM_EARG);
     assert_null(o);
+
+    /* a backend without the optimizer entries */
+    struct nn_backend *be = nn_backend_cpu_new(1, err, sizeof err);
+    assert_non_null(be);
+    assert_int_equal(optim_new_on(NULL, &c, &grp, 1, &o, err, sizeof err), OPTIM_EARG);
+    be->sumsq = NULL;
+    assert_int_equal(optim_new_on(be, &c, &grp, 1, &o, err, sizeof err), OPTIM_EARG);
+    assert_non_null(strstr(err, "optimizer entries"));
+    assert_null(o);
+    nn_backend_free(be);
 }
 
 int main(void)
@@ -293,8 +476,11 @@ int main(void)
         cmocka_unit_test(sgd_matches_torch),
         cmocka_unit_test(adamw_matches_torch),
         cmocka_unit_test(clip_matches_torch),
+        cmocka_unit_test(clip_on_backend),
+        cmocka_unit_test(backend_threads_same_bits),
         cmocka_unit_test(schedules_match_torch),
         cmocka_unit_test(save_restore_replays),
+        cmocka_unit_test(save_restore_on_backend),
         cmocka_unit_test(lr_zero_and_set_lr),
         cmocka_unit_test(bad_configs_refused),
     };
