@@ -11,11 +11,16 @@
  * through a pointer (or is volatile), so a longjmp cannot clobber it.
  * A probe holds only one decoded row at a time; a decode writes every row
  * straight into the output image (one temporary row for CMYK JPEGs).
+ *
+ * Thumbnails (image_resize_area, image_encode_png) are at the end: a box
+ * filter over 8-bit pixels and libpng's writer into a growing buffer, with
+ * the same longjmp discipline as the readers.
  */
 #include "lib/image.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -457,4 +462,175 @@ void image_pixels_free(struct image_pixels *px)
         return;
     free(px->data);
     memset(px, 0, sizeof *px);
+}
+
+/* --- thumbnails ----------------------------------------------------------- */
+
+static int pixels_ok(const struct image_pixels *px)
+{
+    return px && px->data && px->width > 0 && px->height > 0 &&
+           (px->channels == 1 || px->channels == 3);
+}
+
+int image_resize_area(const struct image_pixels *in, uint32_t max_side, struct image_pixels *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!pixels_ok(in))
+        return IMAGE_ECORRUPT;
+    uint32_t w = in->width, h = in->height, ow = w, oh = h;
+    uint32_t longest = w > h ? w : h;
+    if (max_side && longest > max_side) {
+        /* the longer side becomes max_side, the other one is rounded */
+        if (w >= h) {
+            ow = max_side;
+            oh = (uint32_t)(((uint64_t)h * max_side + w / 2) / w);
+        } else {
+            oh = max_side;
+            ow = (uint32_t)(((uint64_t)w * max_side + h / 2) / h);
+        }
+        if (ow == 0) ow = 1;
+        if (oh == 0) oh = 1;
+    }
+    size_t ch = (size_t)in->channels;
+    out->data = malloc((size_t)ow * oh * ch);
+    if (!out->data)
+        return IMAGE_ENOMEM;
+    out->width = ow;
+    out->height = oh;
+    out->channels = in->channels;
+    if (ow == w && oh == h) {
+        memcpy(out->data, in->data, (size_t)w * h * ch);
+        return 0;
+    }
+    /* Output pixel (ox, oy) is the mean of input columns
+     * [ox*w/ow, (ox+1)*w/ow) and rows [oy*h/oh, (oy+1)*h/oh): ow <= w and
+     * oh <= h, so each block holds at least one pixel. */
+    for (uint32_t oy = 0; oy < oh; oy++) {
+        size_t y0 = (size_t)((uint64_t)oy * h / oh), y1 = (size_t)((uint64_t)(oy + 1) * h / oh);
+        for (uint32_t ox = 0; ox < ow; ox++) {
+            size_t x0 = (size_t)((uint64_t)ox * w / ow), x1 = (size_t)((uint64_t)(ox + 1) * w / ow);
+            uint64_t n = (uint64_t)(x1 - x0) * (y1 - y0);
+            for (size_t c = 0; c < ch; c++) {
+                uint64_t sum = 0;
+                for (size_t y = y0; y < y1; y++) {
+                    const uint8_t *row = in->data + y * w * ch;
+                    for (size_t x = x0; x < x1; x++)
+                        sum += row[x * ch + c];
+                }
+                out->data[((size_t)oy * ow + ox) * ch + c] = (uint8_t)((sum + n / 2) / n);
+            }
+        }
+    }
+    return 0;
+}
+
+/* The PNG being written; reached through a pointer so that libpng's
+ * longjmp cannot clobber it. */
+struct png_out {
+    unsigned char *buf;
+    size_t len, cap;
+    char *msg;
+    size_t msg_size;
+    int status;
+    jmp_buf jb;
+};
+
+static void png_out_error(png_structp png, png_const_charp text)
+{
+    struct png_out *o = png_get_error_ptr(png);
+    if (o->status == 0) {
+        o->status = IMAGE_ECORRUPT;
+        if (o->msg && o->msg_size)
+            snprintf(o->msg, o->msg_size, "png: %s", text ? text : "error");
+    }
+    longjmp(o->jb, 1);
+}
+
+static void png_out_write(png_structp png, png_bytep data, size_t n)
+{
+    struct png_out *o = png_get_io_ptr(png);
+    if (n > o->cap - o->len) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (n > cap - o->len) {
+            if (cap > SIZE_MAX / 2) {
+                cap = 0;
+                break;
+            }
+            cap *= 2;
+        }
+        unsigned char *grown = cap ? realloc(o->buf, cap) : NULL;
+        if (!grown) {
+            o->status = IMAGE_ENOMEM;
+            if (o->msg && o->msg_size)
+                snprintf(o->msg, o->msg_size, "out of memory for a PNG");
+            png_error(png, "out of memory");
+        }
+        o->buf = grown;
+        o->cap = cap;
+    }
+    memcpy(o->buf + o->len, data, n);
+    o->len += n;
+}
+
+static void png_out_flush(png_structp png)
+{
+    (void)png;
+}
+
+/* The write itself; o lives in the caller's frame, so a longjmp leaves
+ * what it holds intact. */
+static int encode_png(struct png_out *o, const struct image_pixels *px)
+{
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, o, png_out_error,
+                                              png_on_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        png_destroy_write_struct(&png, NULL);
+        if (o->msg && o->msg_size)
+            snprintf(o->msg, o->msg_size, "out of memory");
+        return IMAGE_ENOMEM;
+    }
+    if (setjmp(o->jb)) {
+        png_destroy_write_struct(&png, &info);
+        return o->status ? o->status : IMAGE_ECORRUPT;
+    }
+    png_set_write_fn(png, o, png_out_write, png_out_flush);
+    png_set_IHDR(png, info, px->width, px->height, 8,
+                 px->channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    size_t rowbytes = (size_t)px->width * (size_t)px->channels;
+    for (uint32_t y = 0; y < px->height; y++)
+        png_write_row(png, px->data + (size_t)y * rowbytes);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    return 0;
+}
+
+int image_encode_png(const struct image_pixels *px, unsigned char **out, size_t *out_len,
+                     char *msg, size_t msg_size)
+{
+    *out = NULL;
+    *out_len = 0;
+    if (msg && msg_size)
+        msg[0] = '\0';
+    if (!pixels_ok(px) || px->width > PNG_USER_WIDTH_MAX || px->height > PNG_USER_HEIGHT_MAX) {
+        if (msg && msg_size)
+            snprintf(msg, msg_size, "cannot encode a %ux%u image of %d channels as PNG",
+                     px ? (unsigned)px->width : 0u, px ? (unsigned)px->height : 0u,
+                     px ? px->channels : 0);
+        return IMAGE_ECORRUPT;
+    }
+    struct png_out o;
+    memset(&o, 0, sizeof o);
+    o.msg = msg;
+    o.msg_size = msg_size;
+    int rc = encode_png(&o, px);
+    if (rc != 0) {
+        free(o.buf);
+        return rc;
+    }
+    *out = o.buf;
+    *out_len = o.len;
+    return 0;
 }

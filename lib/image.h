@@ -41,6 +41,9 @@
  * image_info is filled as image_probe fills it (the stored image's
  * channels, e.g. 4 for RGBA), so a caller can count both the same way.
  *
+ * image_resize_area and image_encode_png make thumbnails: an area-average
+ * downscale and a PNG writer (libpng), for pixels image_decode gave.
+ *
  * No global state; safe to call from several threads at once.
  */
 #ifndef PODIUM_LIB_IMAGE_H
@@ -112,5 +115,25 @@ int image_decode(const void *buf, size_t len, const struct image_limits *lim,
 
 /* Free the pixels and zero *px; NULL and a zeroed struct are fine. */
 void image_pixels_free(struct image_pixels *px);
+
+/* --- thumbnails ------------------------------------------------------------ */
+
+/* A copy of in no larger than max_side on either side, keeping the aspect
+ * ratio (each side at least 1 px): the longer side becomes max_side (the
+ * shorter one is rounded), and each output pixel is the rounded mean of
+ * the block of input pixels it covers (block edges at floor(i * in / out),
+ * so every input pixel counts once). An image that already fits is copied
+ * as it is. in must hold 1 or 3 channels; max_side 0 means no limit.
+ * 0 with *out filled (the caller image_pixels_frees it), or
+ * IMAGE_ECORRUPT (a bad input) / IMAGE_ENOMEM with *out zeroed. */
+int image_resize_area(const struct image_pixels *in, uint32_t max_side, struct image_pixels *out);
+
+/* Encode pixels (1 channel: 8-bit grey; 3: 8-bit RGB) as a PNG in memory,
+ * not interlaced, zlib's default level. 0 with *out (malloc'd; the caller
+ * frees it) and *out_len, or IMAGE_ECORRUPT (bad dimensions or channels) /
+ * IMAGE_ENOMEM with *out NULL and a message in msg (when not NULL).
+ * image_decode reads the result back to the same pixels. */
+int image_encode_png(const struct image_pixels *px, unsigned char **out, size_t *out_len,
+                     char *msg, size_t msg_size);
 
 #endif

@@ -17,6 +17,7 @@
 #include "lib/blob.h"
 #include "server/pool.h"
 #include "server/resource.h"
+#include "server/samples.h"
 
 /* The columns of a data set as the API shows it; `profile` is added only
  * where the whole data set is asked for. */
@@ -386,10 +387,14 @@ int datasets_preview(struct http_req *r)
         cJSON_Delete(row);
         return ret;
     }
-    /* Images: the classes with a few file names each, from the profile. */
+    /* Images: the classes with a few file names each, from the profile,
+     * and the URLs of their sample images (numbered as samples.h says). */
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "kind", "images");
     cJSON *classes = cJSON_CreateArray();
+    const char *layout = cJSON_GetStringValue(cJSON_GetObjectItem(profile, "layout"));
+    const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(row, "id"));
+    int next = 0;
     cJSON *c;
     cJSON_ArrayForEach(c, cJSON_GetObjectItem(profile, "classes")) {
         cJSON *o = cJSON_CreateObject();
@@ -397,6 +402,12 @@ int datasets_preview(struct http_req *r)
         cJSON_AddItemToObject(o, "count", cJSON_Duplicate(cJSON_GetObjectItem(c, "count"), 1));
         cJSON *samples = cJSON_GetObjectItem(c, "samples");
         cJSON_AddItemToObject(o, "samples", samples ? cJSON_Duplicate(samples, 1) : cJSON_CreateArray());
+        cJSON *urls = cJSON_AddArrayToObject(o, "sample_urls");
+        for (int k = samples_of_class(layout, c); k > 0; k--) {
+            char url[128];
+            snprintf(url, sizeof url, "/v1/datasets/%s/samples/%d", id ? id : "", next++);
+            cJSON_AddItemToArray(urls, cJSON_CreateString(url));
+        }
         cJSON_AddItemToArray(classes, o);
     }
     cJSON_AddItemToObject(out, "classes", classes);

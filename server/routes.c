@@ -12,6 +12,7 @@
 #include "server/jobs.h"
 #include "server/lrfind.h"
 #include "server/predict.h"
+#include "server/samples.h"
 #include "server/teams.h"
 
 /* A route whose body is collected (JSON), and one that streams it. */
@@ -36,6 +37,7 @@ const struct route server_routes[] = {
     ROUTE("DELETE", "/v1/datasets/{dataset_id}", ROUTE_MEMBER, datasets_delete, "delete a data set"),
     ROUTE("GET", "/v1/datasets/{dataset_id}/content", ROUTE_MEMBER, datasets_content, "the uploaded bytes"),
     ROUTE("GET", "/v1/datasets/{dataset_id}/preview", ROUTE_MEMBER, datasets_preview, "the first rows, or classes and file names"),
+    ROUTE("GET", "/v1/datasets/{dataset_id}/samples/{n}", ROUTE_MEMBER, samples_get, "an image set's sample n as a small PNG"),
     ROUTE("POST", "/v1/jobs", ROUTE_MEMBER, jobs_create, "start a search job"),
     ROUTE("POST", "/v1/lr-find", ROUTE_MEMBER, lrfind_create, "start a learning-rate range test"),
     ROUTE("GET", "/v1/jobs", ROUTE_MEMBER, jobs_list, "the team's jobs, newest first"),

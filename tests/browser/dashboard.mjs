@@ -16,7 +16,8 @@
  * drop zone, starts a job from the form, watches the leaderboard fill in,
  * sorts it, opens a trial, downloads the best model (its bytes must equal
  * GET /v1/models/{id}/artifact), predicts, opens the team leaderboard and
- * exports it, then walks the same pages at a phone's width. Any console
+ * exports it, uploads tests/data/images/digits8x8.zip and sees its sample
+ * thumbnails load, then walks the same pages at a phone's width. Any console
  * error or page error fails it. Exit status 0 only when every step passed.
  */
 import { createRequire } from 'node:module';
@@ -34,6 +35,7 @@ const schedPid = Number(process.env.PODIUM_SCHEDULER_PID || 0);
 const shots = resolve(process.env.PODIUM_SCREENSHOTS || join(root, 'build/test-screenshots'));
 const browserPath = process.env.PODIUM_CHROMIUM || '/usr/bin/chromium';
 const irisPath = join(root, 'tests/data/tabular/iris.csv');
+const digitsPath = join(root, 'tests/data/images/digits8x8.zip');
 
 if (!url || !key) {
     console.error('dashboard: PODIUM_URL and PODIUM_KEY must be set');
@@ -270,6 +272,26 @@ async function desktop(browser) {
     await page.getByRole('heading', { name: 'Jobs', level: 1, exact: true }).waitFor();
     await page.getByRole('main').getByRole('link', { name: `Job ${jobId.slice(0, 8)}` }).first().waitFor();
     await shot(page, 'desktop-7-jobs');
+
+    step = 'image set thumbnails';
+    /* Uploaded through the API (the drop zone was tried above): the page
+     * shows each class's sample images, fetched with the key. */
+    const up = await fetch(`${url}/v1/datasets?name=digits-browser`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/zip' },
+        body: readFileSync(digitsPath),
+    });
+    check(up.status === 201, `uploading digits8x8.zip answered ${up.status}`);
+    const digits = await up.json();
+    await page.goto(`${url}/#/datasets/${digits.id}`);
+    await page.getByRole('heading', { name: 'Samples' }).waitFor();
+    await page.waitForFunction(() => [...document.querySelectorAll('img.thumb')].some((i) => i.complete && i.naturalWidth > 0),
+        null, { timeout: 5000 });
+    const thumb = await page.locator('img.thumb').first().evaluate((i) => ({ w: i.naturalWidth, alt: i.alt }));
+    check(thumb.w === 8 && thumb.alt.startsWith('Class 0: '), `the first thumbnail is ${thumb.w} px wide, alt "${thumb.alt}"`);
+    await checkNoSideScroll(page);
+    await shot(page, 'desktop-9-image-set');
+    log(`image set ${digits.id}: thumbnails shown`);
 
     await context.close();
     return { dsId, jobId, bestId: job.best.model_id };

@@ -2,10 +2,11 @@
  * datasets.js - the data set pages: the list with the upload drop zone
  * (multipart upload with a progress bar), and one data set's profile
  * (column types, missing values, histograms, classes; image sets' classes
- * and sample file names) with the form that starts a job on it, and the
- * small one that starts a learning-rate finder (POST /v1/lr-find).
+ * with thumbnails of their sample images) with the form that starts a job
+ * on it, and the small one that starts a learning-rate finder
+ * (POST /v1/lr-find).
  */
-import { api, ApiError, uploadDataset } from './api.js';
+import { api, ApiError, session, uploadDataset } from './api.js';
 import { barList, histogramSvg } from './charts.js';
 import { field, fill, fmtBytes, fmtDate, fmtNum, h, tableWrap } from './dom.js';
 import { errorBox, go, toast } from './ui.js';
@@ -154,7 +155,7 @@ export async function datasetView(main, [id]) {
             toast(err.message, 'error');
         }
     });
-    main.append(
+    main.append(...[
         h('p', { class: 'crumbs' }, h('a', { href: '#/datasets', text: 'Data sets' }), ' / '),
         h('h1', { text: ds.name }),
         h('div', { class: 'toolbar' },
@@ -165,7 +166,7 @@ export async function datasetView(main, [id]) {
         lrFindForm(ds, p),
         ds.kind === 'tabular' ? columnsCard(p) : imagesCard(p, preview),
         ds.kind === 'tabular' && preview ? previewCard(preview) : null,
-    );
+    ].filter(Boolean));   /* (append would write a null as the text "null") */
 }
 
 function dl(pairs) {
@@ -183,7 +184,7 @@ function summaryCard(ds, p) {
         ]
         : [
             ['Images', String(p.images ?? '?')], ['Classes', String(p.classes?.length ?? '?')],
-            ['Layout', p.layout || '–'], ['Channels', String(p.channels ?? '–')],
+            ['Layout', p.layout || '–'], ['Channels', channelsText(p.channels)],
             p.sizes ? ['Sizes', `${sizeText(p.sizes.min)} to ${sizeText(p.sizes.max)}, mostly ${sizeText(p.sizes.most_common)}`] : null,
         ];
     pairs.push(['Format', `${ds.format} · ${fmtBytes(ds.size)}`], ['Uploaded', fmtDate(ds.created_at)]);
@@ -192,6 +193,13 @@ function summaryCard(ds, p) {
         h('h2', { id: 'sum-title', text: 'Profile' }),
         dl(pairs),
         classes && classes.length ? [h('h3', { text: `Classes of ${p.target}` }), barList(classes.slice(0, 30), 'Class counts')] : null);
+}
+
+/* The profile's {"1": N, "3": M}: images by channel count. */
+function channelsText(c) {
+    if (!c || typeof c !== 'object') return String(c ?? '–');
+    const names = { 1: 'grey', 2: 'grey + alpha', 3: 'RGB', 4: 'RGBA' };
+    return Object.entries(c).map(([k, n]) => `${names[k] || `${k} channels`}: ${n}`).join(', ') || '–';
 }
 
 function sizeText(s) {
@@ -223,20 +231,74 @@ function columnsCard(p) {
         h('h2', { id: 'cols-title', text: 'Columns' }), tableWrap('Columns', table));
 }
 
+const THUMB_CLASSES = 40;   /* classes whose thumbnails are shown */
+const THUMB_AT_ONCE = 4;    /* sample requests in flight */
+
 function imagesCard(p, preview) {
     const classes = preview?.classes || p.classes || [];
     const unreadable = p.unreadable?.count
         ? h('div', { class: 'alert' }, `${p.unreadable.count} unreadable files were skipped: `,
             (p.unreadable.files || []).slice(0, 10).join(', '))
         : null;
+    const shown = classes.slice(0, THUMB_CLASSES);
+    const queue = [];
+    const rows = shown.map((c) => {
+        const urls = c.sample_urls || [];
+        const names = c.samples || [];
+        const thumbs = urls.map((url, k) => {
+            const what = names[k] ? `Class ${c.name}: ${names[k]}` : `Class ${c.name}, sample ${k + 1}`;
+            const img = h('img', { class: 'thumb', alt: what, title: names[k] || what, width: 64, height: 64, 'data-class': c.name });
+            queue.push({ url, img });
+            return h('span', { class: 'thumb-box' }, img);
+        });
+        return h('li', {},
+            h('strong', { class: 'thumb-class', text: c.name }),
+            thumbs.length ? h('div', { class: 'thumbs' }, thumbs)
+                : h('span', { class: 'muted', text: (names.slice(0, 5).join(', ') || '–') }));
+    });
+    /* once the card is on the page (the view appends it after we return) */
+    setTimeout(() => {
+        for (let i = 0; i < THUMB_AT_ONCE; i++) loadThumbs(queue);
+    }, 0);
     return h('section', { class: 'card', 'aria-labelledby': 'cls-title' },
         h('h2', { id: 'cls-title', text: 'Classes' }),
         barList(classes.map((c) => ({ label: c.name, value: c.count })), 'Images per class'),
-        h('h3', { text: 'Sample files' }),
-        h('p', { class: 'muted', text: 'The API lists sample file names for each class; it does not serve the images themselves.' }),
-        h('ul', { class: 'samples' }, classes.map((c) => h('li', {}, h('strong', { text: c.name }), ': ',
-            (c.samples || []).slice(0, 5).join(', ') || '–'))),
+        h('h3', { text: 'Samples' }),
+        classes.length > shown.length
+            ? h('p', { class: 'muted', text: `The first ${shown.length} of ${classes.length} classes.` }) : null,
+        h('ul', { class: 'samples' }, rows),
         unreadable);
+}
+
+/* Take thumbnails off the queue one at a time: each is fetched with the
+ * key (an <img src> cannot send it) and shown from a blob: URL. Not api():
+ * that asks for no-store, and these may come from the browser's cache
+ * (revalidated with their ETag). */
+async function loadThumbs(queue) {
+    for (let item = queue.shift(); item; item = queue.shift()) {
+        const { url, img } = item;
+        if (!img.isConnected) {   /* the page was left: drop the rest */
+            queue.length = 0;
+            return;
+        }
+        try {
+            const resp = await fetch(url, { headers: { Authorization: `Bearer ${session.key}` } });
+            if (!resp.ok) throw new Error(`${resp.status}`);
+            const src = URL.createObjectURL(await resp.blob());
+            await new Promise((done) => {
+                img.addEventListener('load', done, { once: true });
+                img.addEventListener('error', done, { once: true });
+                img.src = src;
+            });
+            URL.revokeObjectURL(src);
+            img.classList.add('thumb-loaded');
+            /* tiny images (8x8 digits) are enlarged with sharp pixels */
+            if (img.naturalWidth && img.naturalWidth < 32 && img.naturalHeight < 32) img.classList.add('thumb-small');
+        } catch {
+            img.classList.add('thumb-loaded', 'thumb-missing');
+            img.alt = `${img.alt} (not available)`;
+        }
+    }
 }
 
 function previewCard(preview) {
