@@ -936,6 +936,49 @@ static int looks_like_uuid(const char *p)
     return 1;
 }
 
+/* A job's budget changed (PATCH): move its running trials' hard end
+ * (started_at + max_seconds + one trial timeout) to the new one. */
+struct budget_check {
+    struct sched *s;
+    char job_id[40];
+};
+
+static void on_budget_read(void *ctx, PGresult *res)
+{
+    struct budget_check *b = ctx;
+    struct sched *s = b->s;
+    if (pgloop_ok(res) && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) && !s->closed) {
+        double left = strtod(PQgetvalue(res, 0, 0), NULL);
+        uint64_t at = now_ms(s) + (uint64_t)(left > 0 ? left * 1000 : 0);
+        for (struct trial *t = s->trials; t; t = t->next)
+            if (t->phase == T_RUN && strcmp(t->c->job_id, b->job_id) == 0 &&
+                t->budget_kill_at != at) {
+                t->budget_kill_at = at;
+                log_msg(LOG_INFO, "trial %s: the job's budget changed; its hard end is now "
+                        "in %.0f s", t->c->id, left);
+            }
+    }
+    free(b);
+}
+
+static void check_budget(struct sched *s, const char *job_id)
+{
+    int ours = 0;
+    for (struct trial *t = s->trials; t && !ours; t = t->next)
+        ours = t->phase == T_RUN && strcmp(t->c->job_id, job_id) == 0;
+    struct budget_check *b = ours ? calloc(1, sizeof *b) : NULL;
+    if (b == NULL) return;
+    b->s = s;
+    snprintf(b->job_id, sizeof b->job_id, "%s", job_id);
+    const char *v[] = {b->job_id};
+    if (pgloop_query(s->pl,
+                     "SELECT extract(epoch from (started_at + (max_seconds + "
+                     "trial_timeout_seconds) * interval '1 second' - now()))::float8 "
+                     "FROM jobs WHERE id = $1",
+                     1, v, 0, on_budget_read, b) < 0)
+        free(b);
+}
+
 static void on_notify(void *ctx, const char *channel, const char *payload)
 {
     struct sched *s = ctx;
@@ -944,6 +987,7 @@ static void on_notify(void *ctx, const char *channel, const char *payload)
     log_msg(LOG_DEBUG, "notified: %s", payload ? payload : "");
     if (looks_like_uuid(payload)) {
         check_cancel(s, payload);
+        check_budget(s, payload);
         claim_complete_jobs(s->pl, payload);
     }
     kick(s);

@@ -535,6 +535,14 @@ static void test_cancel(void **state)
     snprintf(job, sizeof job, "%s", add_job(x, "{mlp}", 10, 2, 600, 120, x->syn));
     assert_true(wait_trainer(x->sched[i], 20) > 0);
     sleep_ms(500);
+    /* a raised budget moves the running trials' hard end (budget plus
+     * one trial timeout) along with it */
+    q1(x->conn, "UPDATE jobs SET max_seconds = 1200 WHERE id = '%s'", job);
+    q1(x->conn, "NOTIFY podium_jobs, '%s'", job);
+    int moved = 0;
+    for (int k = 0; k < 50 && !moved; k++, sleep_ms(100))
+        moved = log_contains(x, i, "its hard end is now in");
+    assert_true(moved);
     double t0 = now_s();
     q1(x->conn, "UPDATE jobs SET cancel_requested = true WHERE id = '%s'", job);
     q1(x->conn, "NOTIFY podium_jobs, '%s'", job);
