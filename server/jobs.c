@@ -61,17 +61,6 @@ static const struct family_info *family_find(const char *name)
     return NULL;
 }
 
-#define JOB_COLUMNS                                                                   \
-    "j.id, j.dataset_id, j.state, j.target, j.task, j.metric, j.higher_is_better,"    \
-    " to_jsonb(j.models) AS models, j.strategy,"                                      \
-    " json_build_object('max_trials', j.max_trials, 'max_seconds', j.max_seconds,"   \
-    "   'trial_timeout_seconds', j.trial_timeout_seconds,"                            \
-    "   'max_failed_trials', j.max_failed_trials) AS budget,"                         \
-    " j.cv, j.seed, j.parallelism, j.options, j.cancel_requested, j.error,"           \
-    " " PGJSON_TS("j.created_at") " AS created_at,"                                   \
-    " " PGJSON_TS("j.started_at") " AS started_at,"                                   \
-    " " PGJSON_TS("j.finished_at") " AS finished_at"
-
 /* Progress and the best trial so far, computed from the trials. */
 #define JOB_PROGRESS                                                                  \
     ", (SELECT json_build_object("                                                     \
@@ -376,7 +365,7 @@ int jobs_create(struct http_req *r)
         " VALUES ($1, $2, $3, $4, $5, $6, $7::text[], $8, $9, $10, $11, $12, $13, $14::jsonb, $15,"
         "   $16::jsonb)"
         " RETURNING *), n AS (SELECT pg_notify('podium_jobs', id::text) FROM j)"
-        " SELECT " JOB_COLUMNS " FROM j, n",
+        " SELECT " JOBS_COLUMNS " FROM j, n",
         16, p);
     cJSON_free(options_text);
     cJSON_Delete(ds.profile);
@@ -411,7 +400,7 @@ int jobs_list(struct http_req *r)
     snprintf(lim_s, sizeof lim_s, "%ld", limit);
     const char *p[3] = {r->auth.team_id, lim_s, state};
     PGresult *res = pool_exec(&r->db,
-        "SELECT " JOB_COLUMNS JOB_PROGRESS " FROM jobs j WHERE j.team_id = $1"
+        "SELECT " JOBS_COLUMNS JOB_PROGRESS " FROM jobs j WHERE j.team_id = $1"
         " AND ($3::text IS NULL OR j.state = $3) ORDER BY j.created_at DESC, j.id DESC LIMIT $2",
         3, p);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -439,7 +428,7 @@ static PGresult *fetch_job(struct http_req *r, int *ret, int64_t seq[EVENTS_VIEW
 {
     uint64_t epoch = events_epoch(r->srv->events);
     PGresult *res = resource_fetch(r, "job_id", "job",
-        "SELECT " JOB_COLUMNS JOB_PROGRESS JOB_HEAD " WHERE j.id = $1 AND j.team_id = $2", ret);
+        "SELECT " JOBS_COLUMNS JOB_PROGRESS JOB_HEAD " WHERE j.id = $1 AND j.team_id = $2", ret);
     if (res == NULL) return NULL;
     struct events_job known;
     snprintf(known.team_id, sizeof known.team_id, "%s",

@@ -12,7 +12,21 @@
 #ifndef PODIUM_SERVER_JOBS_H
 #define PODIUM_SERVER_JOBS_H
 
+#include "lib/pgjson.h"
 #include "server/http.h"
+
+/* A job as the API shows it (without its progress): the select list over
+ * jobs j that POST /v1/jobs and POST /v1/lr-find answer with. */
+#define JOBS_COLUMNS                                                                   \
+    "j.id, j.dataset_id, j.state, j.target, j.task, j.metric, j.higher_is_better,"    \
+    " to_jsonb(j.models) AS models, j.strategy,"                                      \
+    " json_build_object('max_trials', j.max_trials, 'max_seconds', j.max_seconds,"   \
+    "   'trial_timeout_seconds', j.trial_timeout_seconds,"                            \
+    "   'max_failed_trials', j.max_failed_trials) AS budget,"                         \
+    " j.cv, j.seed, j.parallelism, j.options, j.cancel_requested, j.error,"           \
+    " " PGJSON_TS("j.created_at") " AS created_at,"                                   \
+    " " PGJSON_TS("j.started_at") " AS started_at,"                                   \
+    " " PGJSON_TS("j.finished_at") " AS finished_at"
 
 int jobs_create(struct http_req *r);
 int jobs_list(struct http_req *r);

@@ -11,6 +11,7 @@
 #include "lib/pgjson.h"
 #include "nn/lrfind.h"
 #include "server/imagejobs.h"
+#include "server/jobs.h"
 #include "server/resource.h"
 #include "server/validate.h"
 #include "trainers/family.h"
@@ -19,20 +20,6 @@
 #define LRFIND_API_MAX_ITERATIONS 1000
 #define LRFIND_API_MAX_END 1e6
 #define LRFIND_JOB_SECONDS "600"
-
-/* What POST /v1/jobs answers with: the columns of jobs.c's JOB_COLUMNS
- * (tests/integration/test_lrfind.c holds the two answers' members
- * against each other). */
-#define LRFIND_JOB_COLUMNS                                                            \
-    "j.id, j.dataset_id, j.state, j.target, j.task, j.metric, j.higher_is_better,"    \
-    " to_jsonb(j.models) AS models, j.strategy,"                                      \
-    " json_build_object('max_trials', j.max_trials, 'max_seconds', j.max_seconds,"   \
-    "   'trial_timeout_seconds', j.trial_timeout_seconds,"                            \
-    "   'max_failed_trials', j.max_failed_trials) AS budget,"                         \
-    " j.cv, j.seed, j.parallelism, j.options, j.cancel_requested, j.error,"           \
-    " " PGJSON_TS("j.created_at") " AS created_at,"                                   \
-    " " PGJSON_TS("j.started_at") " AS started_at,"                                   \
-    " " PGJSON_TS("j.finished_at") " AS finished_at"
 
 /* --- POST /v1/lr-find ---------------------------------------------------------- */
 
@@ -290,7 +277,7 @@ int lrfind_create(struct http_req *r)
         " VALUES ($1, $2, $3, $4, $5, $6, $7::text[], 'lr_find', 1, " LRFIND_JOB_SECONDS ", "
         LRFIND_JOB_SECONDS ", 0, 1, $8::jsonb, $9, $10::jsonb)"
         " RETURNING *), n AS (SELECT pg_notify('podium_jobs', id::text) FROM j)"
-        " SELECT " LRFIND_JOB_COLUMNS " FROM j, n",
+        " SELECT " JOBS_COLUMNS " FROM j, n",
         10, p);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         ret = http_problem_db(r, res);
