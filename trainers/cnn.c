@@ -37,15 +37,49 @@ static const struct genotype DARTS_V2 = {
 };
 
 struct cnn_params {
+    struct cnn_train_params t;
     struct genotype genotype;
-    long cells, channels, epochs, batch_size;
-    double lr;               /* 0 = "auto" */
-    int augment, hflip;
-    long seed;               /* -1 = the spec's */
     long from_search;        /* -1 = none */
 };
 
 /* ---- parameters ------------------------------------------------------------- */
+
+int cnn_train_param(struct params_ctx *pc, const cJSON *it, struct cnn_train_params *t)
+{
+    const char *k = it->string;
+    if (strcmp(k, "cells") == 0) return params_int(pc, it, CNNNET_MIN_CELLS, CNNNET_MAX_CELLS, &t->cells);
+    if (strcmp(k, "channels") == 0)
+        return params_int(pc, it, CNNNET_MIN_CHANNELS, CNNNET_MAX_CHANNELS, &t->channels);
+    if (strcmp(k, "epochs") == 0) return params_int(pc, it, 1, 600, &t->epochs);
+    if (strcmp(k, "batch_size") == 0) return params_int(pc, it, 8, 1024, &t->batch_size);
+    if (strcmp(k, "augment") == 0) return params_bool(pc, it, &t->augment);
+    if (strcmp(k, "hflip") == 0) return params_bool(pc, it, &t->hflip);
+    if (strcmp(k, "seed") == 0) return params_int(pc, it, 0, 2147483647L, &t->seed);
+    if (strcmp(k, "learning_rate") != 0) return 1;
+    if (cJSON_IsString(it) && strcmp(it->valuestring, "auto") == 0) {
+        t->lr = 0;
+        return 0;
+    }
+    if (cJSON_IsNumber(it) && isfinite(it->valuedouble) && it->valuedouble > 0 &&
+        it->valuedouble <= 10) {
+        t->lr = it->valuedouble;
+        return 0;
+    }
+    return params_fail(pc->err, pc->errlen, "learning_rate: must be \"auto\" or a number in (0, 10]");
+}
+
+void cnn_train_params_json(const struct cnn_train_params *t, cJSON *o)
+{
+    cJSON_AddNumberToObject(o, "cells", (double)t->cells);
+    cJSON_AddNumberToObject(o, "channels", (double)t->channels);
+    cJSON_AddNumberToObject(o, "epochs", (double)t->epochs);
+    cJSON_AddNumberToObject(o, "batch_size", (double)t->batch_size);
+    if (t->lr > 0) cJSON_AddNumberToObject(o, "learning_rate", t->lr);
+    else cJSON_AddStringToObject(o, "learning_rate", "auto");
+    cJSON_AddBoolToObject(o, "augment", t->augment);
+    cJSON_AddBoolToObject(o, "hflip", t->hflip);
+    if (t->seed >= 0) cJSON_AddNumberToObject(o, "seed", (double)t->seed);
+}
 
 static int cnn_params_parse(const cJSON *params, const struct pd_task *task, void **out, char *err,
                             size_t errlen)
@@ -61,8 +95,9 @@ static int cnn_params_parse(const cJSON *params, const struct pd_task *task, voi
         return PD_ENOMEM;
     }
     *p = (struct cnn_params){
-        .genotype = DARTS_V2, .cells = 5, .channels = 16, .epochs = 10, .batch_size = 64,
-        .lr = CNN_DEFAULT_LR, .augment = 1, .hflip = 0, .seed = -1, .from_search = -1,
+        .t = {.cells = 5, .channels = 16, .epochs = 10, .batch_size = 64, .lr = CNN_DEFAULT_LR,
+              .augment = 1, .hflip = 0, .seed = -1},
+        .genotype = DARTS_V2, .from_search = -1,
     };
     const cJSON *obj = cJSON_IsObject(params) ? params : NULL, *it;
     cJSON_ArrayForEach(it, obj) {
@@ -72,31 +107,8 @@ static int cnn_params_parse(const cJSON *params, const struct pd_task *task, voi
             char msg[200];
             rc = genotype_from_json(it, &p->genotype, msg, sizeof msg) == 0
                      ? 0 : params_fail(err, errlen, "%s", msg);
-        } else if (strcmp(k, "cells") == 0) {
-            rc = params_int(&pc, it, CNNNET_MIN_CELLS, CNNNET_MAX_CELLS, &p->cells);
-        } else if (strcmp(k, "channels") == 0) {
-            rc = params_int(&pc, it, CNNNET_MIN_CHANNELS, CNNNET_MAX_CHANNELS, &p->channels);
-        } else if (strcmp(k, "epochs") == 0) {
-            rc = params_int(&pc, it, 1, 600, &p->epochs);
-        } else if (strcmp(k, "batch_size") == 0) {
-            rc = params_int(&pc, it, 8, 1024, &p->batch_size);
-        } else if (strcmp(k, "learning_rate") == 0) {
-            if (cJSON_IsString(it) && strcmp(it->valuestring, "auto") == 0) {
-                p->lr = 0;
-                rc = 0;
-            } else if (cJSON_IsNumber(it) && isfinite(it->valuedouble) && it->valuedouble > 0 &&
-                       it->valuedouble <= 10) {
-                p->lr = it->valuedouble;
-                rc = 0;
-            } else {
-                rc = params_fail(err, errlen, "learning_rate: must be \"auto\" or a number in (0, 10]");
-            }
-        } else if (strcmp(k, "augment") == 0) {
-            rc = params_bool(&pc, it, &p->augment);
-        } else if (strcmp(k, "hflip") == 0) {
-            rc = params_bool(&pc, it, &p->hflip);
-        } else if (strcmp(k, "seed") == 0) {
-            rc = params_int(&pc, it, 0, 2147483647L, &p->seed);
+        } else if ((rc = cnn_train_param(&pc, it, &p->t)) != 1) {
+            /* a shared setting: parsed (rc 0) or refused */
         } else if (strcmp(k, "from_search") == 0) {
             rc = params_int(&pc, it, 0, 2147483647L, &p->from_search);
         } else {
@@ -118,15 +130,7 @@ static cJSON *cnn_params_json(const void *params)
     if (o == NULL || p == NULL) return o;
     cJSON *g = genotype_to_json(&p->genotype);
     if (g) cJSON_AddItemToObject(o, "genotype", g);
-    cJSON_AddNumberToObject(o, "cells", (double)p->cells);
-    cJSON_AddNumberToObject(o, "channels", (double)p->channels);
-    cJSON_AddNumberToObject(o, "epochs", (double)p->epochs);
-    cJSON_AddNumberToObject(o, "batch_size", (double)p->batch_size);
-    if (p->lr > 0) cJSON_AddNumberToObject(o, "learning_rate", p->lr);
-    else cJSON_AddStringToObject(o, "learning_rate", "auto");
-    cJSON_AddBoolToObject(o, "augment", p->augment);
-    cJSON_AddBoolToObject(o, "hflip", p->hflip);
-    if (p->seed >= 0) cJSON_AddNumberToObject(o, "seed", (double)p->seed);
+    cnn_train_params_json(&p->t, o);
     if (p->from_search >= 0) cJSON_AddNumberToObject(o, "from_search", (double)p->from_search);
     return o;
 }
@@ -570,21 +574,21 @@ static int trainer_init(struct trainer *t, const struct cnn_params *p, const str
             params_fail(err, errlen, "cnn: row %zu: bad class", i);
             return PD_EDATA;
         }
-    t->seed = p->seed >= 0 ? (uint64_t)p->seed : opts->seed;
+    t->seed = p->t.seed >= 0 ? (uint64_t)p->t.seed : opts->seed;
     struct cnnnet_config cfg = {
         .mode = CNNNET_FIXED, .genotype = p->genotype, .in_channels = c, .height = h, .width = w,
-        .n_classes = task->n_classes, .cells = (int)p->cells, .channels = (int)p->channels,
+        .n_classes = task->n_classes, .cells = (int)p->t.cells, .channels = (int)p->t.channels,
         .seed = t->seed,
     };
     if ((rc = cnn_model_new(&cfg, opts->threads, opts->device, &t->m, err, errlen)) != PD_OK)
         return rc;
     cnn_model_set_norm(t->m, train->x, NULL, train->n);
     t->n = train->n;
-    t->batch = (size_t)p->batch_size < t->n ? (size_t)p->batch_size : t->n;
+    t->batch = (size_t)p->t.batch_size < t->n ? (size_t)p->t.batch_size : t->n;
     t->steps_per_epoch = t->n / t->batch;   /* the last partial batch is dropped */
     t->feed = (struct cnn_feed){train->x, train->y, c, h, w,
-                                p->augment ? (uint32_t)(h / 8 > 1 ? h / 8 : 1) : 0,
-                                p->augment && p->hflip};
+                                p->t.augment ? (uint32_t)(h / 8 > 1 ? h / 8 : 1) : 0,
+                                p->t.augment && p->t.hflip};
     char msg[256] = "";
     t->g = nn_graph_new(t->m->be, msg, sizeof msg);
     t->order = malloc(t->n * sizeof *t->order);
@@ -603,7 +607,7 @@ static int trainer_init(struct trainer *t, const struct cnn_params *p, const str
     }
     struct optim_config oc;
     optim_config_init(&oc, OPTIM_SGD);
-    oc.lr = p->lr > 0 ? p->lr : CNN_DEFAULT_LR;
+    oc.lr = p->t.lr > 0 ? p->t.lr : CNN_DEFAULT_LR;
     oc.momentum = 0.9;
     oc.weight_decay = 3e-4;
     if (optim_new_on(t->m->be, &oc, t->groups, (size_t)t->n_groups, &t->opt, msg, sizeof msg) != 0) {
@@ -757,13 +761,13 @@ static int cnn_fit(const void *params, const struct pd_task *task, const struct 
     int rc = trainer_init(&t, p, task, train, opts, err, errlen);
     if (rc != PD_OK) return rc;
     if (valid != NULL && (valid->d != train->d || valid->n == 0)) valid = NULL;
-    double lr = p->lr;
+    double lr = p->t.lr;
     if (lr <= 0 && (rc = auto_lr(&t, opts, &lr, err, errlen)) != PD_OK) goto out;
     t.m->learning_rate = lr;
     struct optim_sched sched = {OPTIM_SCHED_COSINE, lr, 0.0, 0,
-                                (uint64_t)p->epochs * t.steps_per_epoch};
+                                (uint64_t)p->t.epochs * t.steps_per_epoch};
     uint64_t step = 0;
-    for (int epoch = 1; epoch <= p->epochs; epoch++) {
+    for (int epoch = 1; epoch <= p->t.epochs; epoch++) {
         double sum = 0;
         size_t counted = 0;
         for (size_t s = 0; s < t.steps_per_epoch; s++, step++) {
@@ -787,7 +791,7 @@ static int cnn_fit(const void *params, const struct pd_task *task, const struct 
             counted++;
         }
         if (opts->progress) {
-            struct pd_progress pr = {epoch, (int)p->epochs, "train_loss", counted ? sum / (double)counted : NAN};
+            struct pd_progress pr = {epoch, (int)p->t.epochs, "train_loss", counted ? sum / (double)counted : NAN};
             opts->progress(opts->progress_ctx, &pr);
             if (valid) {
                 pr.metric = "valid_accuracy";

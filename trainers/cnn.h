@@ -63,8 +63,25 @@
 #include "nn/optim.h"
 #include "trainers/cnnnet.h"
 #include "trainers/family.h"
+#include "trainers/params.h"
 
 extern const struct pd_family pd_family_cnn;
+
+/* The training settings "cnn" and "darts" share (their params' common
+ * members, with the ranges and defaults above). */
+struct cnn_train_params {
+    long cells, channels, epochs, batch_size;
+    double lr;               /* 0 = "auto" */
+    int augment, hflip;
+    long seed;               /* -1 = the spec's */
+};
+
+/* Parse it (a member of a family's params) into t: 0 when it is one of
+ * the shared settings and valid, PD_EPARAM with pc's message when invalid,
+ * 1 when it is no shared setting (the family's own, or unknown). */
+int cnn_train_param(struct params_ctx *pc, const cJSON *it, struct cnn_train_params *t);
+/* The shared settings into o (effective values). */
+void cnn_train_params_json(const struct cnn_train_params *t, cJSON *o);
 
 /* The range test for a cnn spec (pd_family_cnn.lr_find): from the
  * initialization fit would start from, with fit's optimizer and batches,

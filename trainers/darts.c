@@ -26,10 +26,7 @@
 #define ARCH_WD 1e-3
 
 struct darts_params {
-    long cells, channels, epochs, batch_size;
-    double lr;               /* 0 = "auto" */
-    int augment, hflip;
-    long seed;               /* -1 = the spec's */
+    struct cnn_train_params t;
 };
 
 static int darts_params_parse(const cJSON *params, const struct pd_task *task, void **out,
@@ -46,33 +43,13 @@ static int darts_params_parse(const cJSON *params, const struct pd_task *task, v
         return PD_ENOMEM;
     }
     *p = (struct darts_params){
-        .cells = 5, .channels = 16, .epochs = 5, .batch_size = 64, .lr = DARTS_DEFAULT_LR,
-        .augment = 1, .hflip = 0, .seed = -1,
+        .t = {.cells = 5, .channels = 16, .epochs = 5, .batch_size = 64, .lr = DARTS_DEFAULT_LR,
+              .augment = 1, .hflip = 0, .seed = -1},
     };
     const cJSON *obj = cJSON_IsObject(params) ? params : NULL, *it;
     cJSON_ArrayForEach(it, obj) {
-        const char *k = it->string;
         int rc;
-        if (strcmp(k, "cells") == 0) rc = params_int(&pc, it, CNNNET_MIN_CELLS, CNNNET_MAX_CELLS, &p->cells);
-        else if (strcmp(k, "channels") == 0)
-            rc = params_int(&pc, it, CNNNET_MIN_CHANNELS, CNNNET_MAX_CHANNELS, &p->channels);
-        else if (strcmp(k, "epochs") == 0) rc = params_int(&pc, it, 1, 600, &p->epochs);
-        else if (strcmp(k, "batch_size") == 0) rc = params_int(&pc, it, 8, 1024, &p->batch_size);
-        else if (strcmp(k, "learning_rate") == 0) {
-            if (cJSON_IsString(it) && strcmp(it->valuestring, "auto") == 0) {
-                p->lr = 0;
-                rc = 0;
-            } else if (cJSON_IsNumber(it) && isfinite(it->valuedouble) && it->valuedouble > 0 &&
-                       it->valuedouble <= 10) {
-                p->lr = it->valuedouble;
-                rc = 0;
-            } else {
-                rc = params_fail(err, errlen, "learning_rate: must be \"auto\" or a number in (0, 10]");
-            }
-        } else if (strcmp(k, "augment") == 0) rc = params_bool(&pc, it, &p->augment);
-        else if (strcmp(k, "hflip") == 0) rc = params_bool(&pc, it, &p->hflip);
-        else if (strcmp(k, "seed") == 0) rc = params_int(&pc, it, 0, 2147483647L, &p->seed);
-        else rc = params_unknown(&pc, it);
+        if ((rc = cnn_train_param(&pc, it, &p->t)) == 1) rc = params_unknown(&pc, it);
         if (rc != 0) {
             free(p);
             return rc;
@@ -87,15 +64,7 @@ static cJSON *darts_params_json(const void *params)
     const struct darts_params *p = params;
     cJSON *o = cJSON_CreateObject();
     if (o == NULL || p == NULL) return o;
-    cJSON_AddNumberToObject(o, "cells", (double)p->cells);
-    cJSON_AddNumberToObject(o, "channels", (double)p->channels);
-    cJSON_AddNumberToObject(o, "epochs", (double)p->epochs);
-    cJSON_AddNumberToObject(o, "batch_size", (double)p->batch_size);
-    if (p->lr > 0) cJSON_AddNumberToObject(o, "learning_rate", p->lr);
-    else cJSON_AddStringToObject(o, "learning_rate", "auto");
-    cJSON_AddBoolToObject(o, "augment", p->augment);
-    cJSON_AddBoolToObject(o, "hflip", p->hflip);
-    if (p->seed >= 0) cJSON_AddNumberToObject(o, "seed", (double)p->seed);
+    cnn_train_params_json(&p->t, o);
     return o;
 }
 
@@ -149,10 +118,10 @@ static int darts_fit(const void *params, const struct pd_task *task, const struc
         params_fail(err, errlen, "darts: needs at least 4 training rows, got %zu", train->n);
         return PD_EDATA;
     }
-    uint64_t seed = p->seed >= 0 ? (uint64_t)p->seed : opts->seed;
+    uint64_t seed = p->t.seed >= 0 ? (uint64_t)p->t.seed : opts->seed;
     struct cnnnet_config cfg = {
         .mode = CNNNET_SEARCH, .in_channels = c, .height = h, .width = w,
-        .n_classes = task->n_classes, .cells = (int)p->cells, .channels = (int)p->channels,
+        .n_classes = task->n_classes, .cells = (int)p->t.cells, .channels = (int)p->t.channels,
         .seed = seed,
     };
     struct cnn_model *m = NULL;
@@ -165,7 +134,7 @@ static int darts_fit(const void *params, const struct pd_task *task, const struc
     char msg[256] = "";
     if ((rc = cnn_model_new(&cfg, opts->threads, opts->device, &m, err, errlen)) != PD_OK) return rc;
     cnn_model_set_norm(m, train->x, NULL, train->n);
-    m->learning_rate = p->lr > 0 ? p->lr : DARTS_DEFAULT_LR;
+    m->learning_rate = p->t.lr > 0 ? p->t.lr : DARTS_DEFAULT_LR;
 
     /* the two halves */
     split = malloc(train->n * sizeof *split);
@@ -185,7 +154,7 @@ static int darts_fit(const void *params, const struct pd_task *task, const struc
     pd_rng_seed(&hw.rng, seed ^ 0x77656967687473ULL);
     pd_rng_seed(&ha.rng, seed ^ 0x616c70686173ULL);
     size_t smaller = hw.n < ha.n ? hw.n : ha.n;
-    size_t B = (size_t)p->batch_size < smaller ? (size_t)p->batch_size : smaller;
+    size_t B = (size_t)p->t.batch_size < smaller ? (size_t)p->t.batch_size : smaller;
     size_t steps = smaller / B;
 
     g = nn_graph_new(m->be, msg, sizeof msg);
@@ -218,11 +187,11 @@ static int darts_fit(const void *params, const struct pd_task *task, const struc
     }
     double lr_min = DARTS_LR_MIN < m->learning_rate ? DARTS_LR_MIN : m->learning_rate;
     struct optim_sched sched = {OPTIM_SCHED_COSINE, m->learning_rate, lr_min, 0,
-                                (uint64_t)p->epochs * steps};
-    uint32_t pad = p->augment ? (uint32_t)(h / 8 > 1 ? h / 8 : 1) : 0;
-    struct cnn_feed feed = {train->x, train->y, c, h, w, pad, p->augment && p->hflip};
+                                (uint64_t)p->t.epochs * steps};
+    uint32_t pad = p->t.augment ? (uint32_t)(h / 8 > 1 ? h / 8 : 1) : 0;
+    struct cnn_feed feed = {train->x, train->y, c, h, w, pad, p->t.augment && p->t.hflip};
     uint64_t step = 0;
-    for (int epoch = 1; epoch <= p->epochs; epoch++) {
+    for (int epoch = 1; epoch <= p->t.epochs; epoch++) {
         double sum = 0;
         size_t counted = 0;
         for (size_t s = 0; s < steps; s++, step++) {
@@ -268,7 +237,7 @@ static int darts_fit(const void *params, const struct pd_task *task, const struc
             counted++;
         }
         if (opts->progress) {
-            struct pd_progress pr = {epoch, (int)p->epochs, "train_loss",
+            struct pd_progress pr = {epoch, (int)p->t.epochs, "train_loss",
                                      counted ? sum / (double)counted : NAN};
             opts->progress(opts->progress_ctx, &pr);
             if (valid != NULL && valid->d == train->d && valid->n > 0) {
