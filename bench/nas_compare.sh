@@ -27,7 +27,7 @@ ds=$(curl -s -H "$H" -H 'Content-Type: application/zip' --data-binary @"$archive
 
 echo "archive $(basename "$archive"), $secs s per strategy, $slots slots, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "NAS settings: $nas"
-printf '%-10s %10s %8s %8s %10s %12s %s\n' strategy accuracy trials failed wall_s params madds best_family
+printf '%-10s %10s %8s %8s %8s %10s %12s %s\n' strategy accuracy trials failed wall_s params madds best_family
 for strategy in darts evolution random; do
     job=$(curl -s -H "$H" -H 'Content-Type: application/json' "$api/v1/jobs" -d "{\"dataset_id\": \"$ds\",
           \"models\": [\"cnn\"], \"strategy\": \"$strategy\", \"parallelism\": $slots, \"seed\": 1,
@@ -48,7 +48,7 @@ for strategy in darts evolution random; do
               FROM jobs j JOIN trials t ON t.job_id = j.id WHERE j.id = '$job'
               GROUP BY j.id, j.finished_at, j.started_at" | {
         IFS='|' read acc n failed wall params flops fam
-        printf '%-10s %10.4f %8d %8d %10.0f %12s %s\n' "$strategy" "$acc" "$n" "$failed" "$wall" \
+        printf '%-10s %10.4f %8d %8d %8.0f %10s %12s %s\n' "$strategy" "$acc" "$n" "$failed" "$wall" \
             "${params:-?}" "${flops:-?}" "${fam:-?}"
     }
 done
