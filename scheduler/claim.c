@@ -464,7 +464,7 @@ static void on_history(void *ctx, PGresult *res)
     if (ops == &strategy_random && c->t->kind && strcmp(c->t->kind, "images") == 0)
         ops = &strategy_nas_random;
     if (ops == NULL) {
-        /* TODO(tpe, asha): until they exist, search randomly. */
+        /* a strategy this build does not know (a newer server wrote it) */
         log_msg(LOG_WARN, "job %s: strategy %s is not built in yet; using random search",
                 c->t->job_id, x->strategy);
         ops = &strategy_random;
