@@ -25,7 +25,7 @@
  *     kernels overwrite their outputs.
  *   - All calls come from one thread at a time (the thread that runs the
  *     training step); a backend may use threads of its own inside a call
- *     (the CPU backend: OpenBLAS's threads and a small pool for its loops)
+ *     (the CPU backend: a small pool for its loops and GEMM slices)
  *     and must have finished (or be ordered, on a GPU stream) before the
  *     next call reads the results. download is the synchronisation point.
  *   - Kernels cannot fail: shapes are checked above, in nn/ops. Only alloc
@@ -172,7 +172,8 @@ struct nn_backend {
 
 /* The CPU backend: OpenBLAS SGEMM for convolution and linear layers,
  * plain C (and `threads` worker threads) for the rest. threads <= 0 means
- * 1. Sets OpenBLAS's thread count (a process-wide setting). NULL on
+ * 1. Sets OpenBLAS to one thread (a process-wide setting: the backend
+ * splits its GEMMs over its own threads). NULL on
  * failure with a message in err. */
 struct nn_backend *nn_backend_cpu_new(int threads, char *err, size_t errlen);
 

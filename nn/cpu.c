@@ -7,10 +7,10 @@
  * Called from one thread at a time. With threads > 1 the backend keeps
  * threads - 1 workers of its own (cpu_parallel) that split the big loops
  * (ReLU, batch norm and pools by channel or plane, im2col/col2im by
- * image, depthwise convolution by channel), and OpenBLAS uses as many
- * threads inside the GEMMs; each call returns when all its work is done.
- * Every split writes disjoint outputs, so results do not depend on the
- * thread count beyond OpenBLAS's own summation order. Reductions that feed
+ * image, depthwise convolution by channel, and the convolution GEMMs by
+ * column or row slices, each slice a single-threaded OpenBLAS call); each
+ * call returns when all its work is done. Every split writes disjoint
+ * outputs, so results do not depend on the thread count. Reductions that feed
  * a gradient are summed in float within a plane and in double across
  * planes. The optimizer entries run nn/optim_math.h, nn/optim's own host
  * code, so an optimizer on this backend gives the same bits as one over
@@ -720,7 +720,9 @@ struct nn_backend *nn_backend_cpu_new(int threads, char *err, size_t errlen)
     c->threads = threads > 0 ? threads : 1;
     if (c->threads > 256) c->threads = 256;
     if (c->threads > 1) c->pool = pool_new(c->threads - 1); /* NULL: run inline */
-    openblas_set_num_threads(c->threads);
+    /* GEMMs are split over the pool (cpu_conv.c): OpenBLAS's own threads
+     * would only contend with it for the cores */
+    openblas_set_num_threads(1);
     be->name = "cpu";
     be->ctx = c;
     be->host_visible = 1;

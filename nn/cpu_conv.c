@@ -242,6 +242,45 @@ static void dw_bwd_range(void *v, size_t c_lo, size_t c_hi)
         }
 }
 
+/* --- GEMM split over the backend's threads ------------------------------------ */
+
+/* OpenBLAS runs single-threaded (nn_backend_cpu_new): its own threads and
+ * the backend's pool fought over the cores (a quarter of a 2-thread step
+ * went to the scheduler). Instead the backend splits each GEMM: C's
+ * columns when it is wide (the im2col GEMMs: N = pixels of a chunk), else
+ * C's rows, into slices that are independent GEMMs. */
+struct gemm_args {
+    enum CBLAS_TRANSPOSE ta, tb;
+    int m, n, k, lda, ldb, ldc, by_cols;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+};
+
+static void gemm_range(void *v, size_t lo, size_t hi)
+{
+    const struct gemm_args *G = v;
+    int l = (int)lo, len = (int)(hi - lo);
+    if (G->by_cols) {   /* C[:, lo:hi] = op(A) op(B)[:, lo:hi] */
+        const float *b = G->tb == CblasNoTrans ? G->b + l : G->b + (size_t)l * G->ldb;
+        cblas_sgemm(CblasRowMajor, G->ta, G->tb, G->m, len, G->k, G->alpha, G->a, G->lda, b,
+                    G->ldb, G->beta, G->c + l, G->ldc);
+    } else {            /* C[lo:hi, :] = op(A)[lo:hi, :] op(B) */
+        const float *a = G->ta == CblasNoTrans ? G->a + (size_t)l * G->lda : G->a + l;
+        cblas_sgemm(CblasRowMajor, G->ta, G->tb, len, G->n, G->k, G->alpha, a, G->lda, G->b,
+                    G->ldb, G->beta, G->c + (size_t)l * G->ldc, G->ldc);
+    }
+}
+
+static void sgemm_par(struct nn_backend *be, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb,
+                      int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                      int ldb, float beta, float *c, int ldc)
+{
+    struct gemm_args G = {ta, tb, m, n, k, lda, ldb, ldc, n >= m, alpha, beta, a, b, c};
+    size_t cost = (size_t)m * n * k;
+    cpu_parallel(be, (size_t)(G.by_cols ? n : m), cost / 4, gemm_range, &G);
+}
+
 /* --- general: im2col + GEMM ------------------------------------------------------ */
 
 void cpu_conv2d_fwd(struct nn_backend *be, const struct nn_conv_desc *d, const float *x,
@@ -267,9 +306,9 @@ void cpu_conv2d_fwd(struct nn_backend *be, const struct nn_conv_desc *d, const f
                                .hw = hw, .inhw = inhw, .n0 = n0, .m = m};
         cpu_parallel(be, (size_t)m, kfull * ld, im2col_range, &A);
         for (int g = 0; g < d->groups; g++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, (int)ld, kg, 1.0f,
-                        w + (size_t)g * cog * kg, kg, col + (size_t)g * kg * ld, (int)ld, 0.0f,
-                        out + (size_t)g * cog * ld, (int)ld);
+            sgemm_par(be, CblasNoTrans, CblasNoTrans, cog, (int)ld, kg, 1.0f,
+                      w + (size_t)g * cog * kg, kg, col + (size_t)g * kg * ld, (int)ld, 0.0f,
+                      out + (size_t)g * cog * ld, (int)ld);
         if (m > 1) {
             cpu_parallel(be, (size_t)m, (size_t)d->cout * ld, scatter_range, &A);
         } else if (b) {
@@ -317,15 +356,15 @@ void cpu_conv2d_bwd(struct nn_backend *be, const struct nn_conv_desc *d, const f
         if (dw) {
             cpu_parallel(be, (size_t)m, kfull * ld, im2col_range, &A);
             for (int g = 0; g < d->groups; g++)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, cog, kg, (int)ld, 1.0f,
-                            dyt + (size_t)g * cog * ld, (int)ld, col + (size_t)g * kg * ld, (int)ld,
-                            1.0f, dw + (size_t)g * cog * kg, kg);
+                sgemm_par(be, CblasNoTrans, CblasTrans, cog, kg, (int)ld, 1.0f,
+                          dyt + (size_t)g * cog * ld, (int)ld, col + (size_t)g * kg * ld, (int)ld,
+                          1.0f, dw + (size_t)g * cog * kg, kg);
         }
         if (dx) {
             for (int g = 0; g < d->groups; g++)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kg, (int)ld, cog, 1.0f,
-                            w + (size_t)g * cog * kg, kg, dyt + (size_t)g * cog * ld, (int)ld, 0.0f,
-                            col + (size_t)g * kg * ld, (int)ld);
+                sgemm_par(be, CblasTrans, CblasNoTrans, kg, (int)ld, cog, 1.0f,
+                          w + (size_t)g * cog * kg, kg, dyt + (size_t)g * cog * ld, (int)ld, 0.0f,
+                          col + (size_t)g * kg * ld, (int)ld);
             cpu_parallel(be, (size_t)m, kfull * ld, col2im_range, &A);
         }
     }
