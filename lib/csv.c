@@ -1025,3 +1025,18 @@ long csv_table_column(const struct csv_table *t, const char *name)
         if (strcmp(t->names[c], name) == 0) return (long)c;
     return -1;
 }
+
+void csv_write_field(FILE *f, const char *s)
+{
+    int quote = strpbrk(s, ",\"\r\n") != NULL || s[0] == ' ' || (s[0] && s[strlen(s) - 1] == ' ');
+    if (!quote) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}

@@ -45,6 +45,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum csv_status {
     CSV_OK = 0,
@@ -189,5 +190,9 @@ const char *csv_table_cell(const struct csv_table *t, size_t r, size_t c);
 int csv_table_cell_quoted(const struct csv_table *t, size_t r, size_t c);
 /* Column index of a name, or -1. */
 long csv_table_column(const struct csv_table *t, const char *name);
+
+/* Write one CSV field to f, quoted (RFC 4180, quotes doubled) when it
+ * holds a comma, a quote, a line break or edge spaces. */
+void csv_write_field(FILE *f, const char *s);
 
 #endif

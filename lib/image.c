@@ -446,12 +446,11 @@ int image_probe(const void *buf, size_t len, const struct image_limits *lim,
 int image_decode(const void *buf, size_t len, const struct image_limits *lim,
                  struct image_info *info, struct image_pixels *out, char *msg, size_t msg_size)
 {
-    struct image_pixels dummy;
-    if (!out)
-        out = &dummy;
+    if (!out)   /* nowhere to put the pixels: a probe */
+        return run(buf, len, lim, info, NULL, msg, msg_size);
     memset(out, 0, sizeof *out);
     int rc = run(buf, len, lim, info, out, msg, msg_size);
-    if (rc != 0 || out == &dummy)
+    if (rc != 0)
         image_pixels_free(out);
     return rc;
 }

@@ -45,11 +45,7 @@
 struct asha_entry { int seq, rung, from; };
 
 struct asha_ctx {
-    struct strategy_job job;
-    const struct space_family *fams[STRATEGY_MAX_FAMILIES];
-    size_t n_fams;
-    int proposed;
-    int observed;
+    struct strategy_common com;
     struct asha_entry *e;     /* sorted by seq, seqs distinct */
     size_t n, cap;
 };
@@ -59,7 +55,7 @@ static const struct space_param *fidelity_param(const struct asha_ctx *c,
                                                 const struct space_family *f)
 {
     if (f->fidelity == NULL || !(f->fidelity_min > 0)) return NULL;
-    const struct space_param *p = space_param_find(f, c->job.task, f->fidelity);
+    const struct space_param *p = space_param_find(f, c->com.job.task, f->fidelity);
     return p != NULL && p->kind == SPACE_INT && p->when_param == NULL ? p : NULL;
 }
 
@@ -83,8 +79,8 @@ static double rung_fidelity(const struct asha_ctx *c, const struct space_family 
 
 static const struct space_family *family_of(const struct asha_ctx *c, const char *name)
 {
-    for (size_t i = 0; name != NULL && i < c->n_fams; i++)
-        if (strcmp(c->fams[i]->name, name) == 0) return c->fams[i];
+    for (size_t i = 0; name != NULL && i < c->com.n_fams; i++)
+        if (strcmp(c->com.fams[i]->name, name) == 0) return c->com.fams[i];
     return NULL;
 }
 
@@ -135,15 +131,10 @@ static int asha_create(const struct strategy_job *job, const cJSON *state, void 
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    c->job = *job;
-    c->n_fams = strategy_families(job, c->fams, STRATEGY_MAX_FAMILIES);
-    if (c->n_fams == 0) {
-        snprintf(err, errlen, "no model family of the job fits its task");
+    if (strategy_common_init(&c->com, job, state, err, errlen) < 0) {
         free(c);
         return -1;
     }
-    c->proposed = strategy_state_count(state, "proposed");
-    c->observed = strategy_state_count(state, "observed");
     /* Entries that are not [seq >= 1, 0 <= rung < max, 0 <= from < seq]
      * are dropped: a trial without an entry is only never promoted. */
     const cJSON *trials = cJSON_GetObjectItemCaseSensitive(state, "trials");
@@ -182,7 +173,7 @@ static int asha_create(const struct strategy_job *job, const cJSON *state, void 
 static void asha_observe(void *ctx, const struct strategy_trial *t)
 {
     (void)t;   /* scores are read from the history at each proposal */
-    ((struct asha_ctx *)ctx)->observed++;
+    ((struct asha_ctx *)ctx)->com.observed++;
 }
 
 struct ranked { double key; int seq; const struct strategy_trial *t; };
@@ -201,8 +192,8 @@ static const struct strategy_trial *find_promotion(const struct asha_ctx *c,
                                                    const char *promoted, int *rung)
 {
     int top = 0;
-    for (size_t i = 0; i < c->n_fams; i++) {
-        int r = top_rung(c, c->fams[i]);
+    for (size_t i = 0; i < c->com.n_fams; i++) {
+        int r = top_rung(c, c->com.fams[i]);
         if (r > top) top = r;
     }
     for (int r = top - 1; r >= 0; r--) {
@@ -215,7 +206,7 @@ static const struct strategy_trial *find_promotion(const struct asha_ctx *c,
             if (t->state == ST_FAILED) finished++;
             if (t->state == ST_SUCCEEDED && isfinite(t->score)) {
                 finished++;
-                buf[ns++] = (struct ranked){c->job.higher_is_better ? -t->score : t->score,
+                buf[ns++] = (struct ranked){c->com.job.higher_is_better ? -t->score : t->score,
                                             t->seq, t};
             }
         }
@@ -285,14 +276,14 @@ static int asha_propose(void *ctx, const struct strategy_trial *history, size_t 
     } else {
         size_t fresh = 0;
         for (size_t i = 0; i < c->n; i++) fresh += c->e[i].from == 0;
-        if (fresh < c->n_fams) {
-            f = c->fams[fresh];
-            *params = space_default_params(f, c->job.task);
+        if (fresh < c->com.n_fams) {
+            f = c->com.fams[fresh];
+            *params = space_default_params(f, c->com.job.task);
         } else {
             struct space_rng rng;
-            strategy_rng(&rng, c->job.seed, seq, 0);
-            f = c->fams[space_rng_next(&rng) % c->n_fams];
-            *params = space_sample(f, c->job.task, &rng);
+            strategy_rng(&rng, c->com.job.seed, seq, 0);
+            f = c->com.fams[space_rng_next(&rng) % c->com.n_fams];
+            *params = space_sample(f, c->com.job.task, &rng);
         }
         if (*params == NULL) goto oom;
         if (top_rung(c, f) > 0 &&
@@ -301,7 +292,7 @@ static int asha_propose(void *ctx, const struct strategy_trial *history, size_t 
     }
     if (entry_push(c, e) < 0) goto oom;
     *family = f->name;
-    c->proposed = (int)n + 1;
+    c->com.proposed = (int)n + 1;
     return 0;
 oom:
     cJSON_Delete(*params);
@@ -316,8 +307,8 @@ static cJSON *asha_save(void *ctx)
     cJSON *s = cJSON_CreateObject();
     cJSON *arr = cJSON_CreateArray();
     if (s == NULL || arr == NULL || !cJSON_AddStringToObject(s, "strategy", "asha") ||
-        !cJSON_AddNumberToObject(s, "proposed", c->proposed) ||
-        !cJSON_AddNumberToObject(s, "observed", c->observed) ||
+        !cJSON_AddNumberToObject(s, "proposed", c->com.proposed) ||
+        !cJSON_AddNumberToObject(s, "observed", c->com.observed) ||
         !cJSON_AddNumberToObject(s, "eta", ASHA_ETA))
         goto fail;
     if (!cJSON_AddItemToObject(s, "trials", arr)) goto fail;

@@ -363,6 +363,15 @@ static void on_ensemble_members(void *ctx, PGresult *res)
     cJSON_free(text);
 }
 
+/* The trial to be of the job row just locked (JOB_COLS first). 0 or -1. */
+static int take_job_row(struct claim *c, const PGresult *res)
+{
+    c->t = calloc(1, sizeof *c->t);
+    if (c->t == NULL || job_from_row(c->t, res, 0) < 0) return -1;
+    snprintf(c->team_id, sizeof c->team_id, "%s", PQgetvalue(res, 0, 1));
+    return 0;
+}
+
 static void on_ensemble_locked(void *ctx, PGresult *res)
 {
     struct claim *c = ctx;
@@ -374,12 +383,10 @@ static void on_ensemble_locked(void *ctx, PGresult *res)
         abort_tx(c);
         return;
     }
-    c->t = calloc(1, sizeof *c->t);
-    if (c->t == NULL || job_from_row(c->t, res, 0) < 0) {
+    if (take_job_row(c, res) < 0) {
         abort_tx(c);
         return;
     }
-    snprintf(c->team_id, sizeof c->team_id, "%s", PQgetvalue(res, 0, 1));
     const char *v[] = {c->t->job_id, PQgetvalue(res, 0, N_JOB_COLS)[0] == 't' ? "true" : "false"};
     if (pgloop_query(c->pl, SQL_ENSEMBLE_MEMBERS, 2, v, PGQ_FRONT, on_ensemble_members, c) < 0)
         abort_tx(c);
@@ -403,12 +410,10 @@ static void on_locked(void *ctx, PGresult *res)
             abort_tx(c);
         return;
     }
-    c->t = calloc(1, sizeof *c->t);
-    if (c->t == NULL || job_from_row(c->t, res, 0) < 0) {
+    if (take_job_row(c, res) < 0) {
         abort_tx(c);
         return;
     }
-    snprintf(c->team_id, sizeof c->team_id, "%s", PQgetvalue(res, 0, 1));
     struct job_extra *x = &c->x;
     int J = N_JOB_COLS;
     x->higher_is_better = PQgetvalue(res, 0, J)[0] == 't';

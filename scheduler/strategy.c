@@ -47,6 +47,20 @@ int strategy_state_count(const cJSON *state, const char *name)
     return 0;
 }
 
+int strategy_common_init(struct strategy_common *c, const struct strategy_job *job,
+                         const cJSON *state, char *err, size_t errlen)
+{
+    c->job = *job;
+    c->n_fams = strategy_families(job, c->fams, STRATEGY_MAX_FAMILIES);
+    if (c->n_fams == 0) {
+        snprintf(err, errlen, "no model family of the job fits its task");
+        return -1;
+    }
+    c->proposed = strategy_state_count(state, "proposed");
+    c->observed = strategy_state_count(state, "observed");
+    return 0;
+}
+
 int strategy_better(const struct strategy_job *job, const struct strategy_trial *a,
                     const struct strategy_trial *b)
 {
@@ -56,11 +70,7 @@ int strategy_better(const struct strategy_job *job, const struct strategy_trial 
 }
 
 struct random_ctx {
-    struct strategy_job job;
-    const struct space_family *fams[STRATEGY_MAX_FAMILIES];
-    size_t n_fams;
-    int proposed;
-    int observed;
+    struct strategy_common com;
 };
 
 static int random_create(const struct strategy_job *job, const cJSON *state, void **out,
@@ -71,15 +81,10 @@ static int random_create(const struct strategy_job *job, const cJSON *state, voi
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    c->job = *job;
-    c->n_fams = strategy_families(job, c->fams, STRATEGY_MAX_FAMILIES);
-    if (c->n_fams == 0) {
-        snprintf(err, errlen, "no model family of the job fits its task");
+    if (strategy_common_init(&c->com, job, state, err, errlen) < 0) {
         free(c);
         return -1;
     }
-    c->proposed = strategy_state_count(state, "proposed");
-    c->observed = strategy_state_count(state, "observed");
     *out = c;
     return 0;
 }
@@ -87,7 +92,7 @@ static int random_create(const struct strategy_job *job, const cJSON *state, voi
 static void random_observe(void *ctx, const struct strategy_trial *t)
 {
     (void)t;   /* random search learns nothing; TPE will keep (params, score) */
-    ((struct random_ctx *)ctx)->observed++;
+    ((struct random_ctx *)ctx)->com.observed++;
 }
 
 static int random_propose(void *ctx, const struct strategy_trial *history, size_t n,
@@ -100,21 +105,21 @@ static int random_propose(void *ctx, const struct strategy_trial *history, size_
      * with the connection, must not skip a configuration. */
     int k = (int)n + 1;
     const struct space_family *f;
-    if ((size_t)k <= c->n_fams) {
-        f = c->fams[k - 1];
-        *params = space_default_params(f, c->job.task);
+    if ((size_t)k <= c->com.n_fams) {
+        f = c->com.fams[k - 1];
+        *params = space_default_params(f, c->com.job.task);
     } else {
         struct space_rng rng;
-        strategy_rng(&rng, c->job.seed, k, 0);
-        f = c->fams[space_rng_next(&rng) % c->n_fams];
-        *params = space_sample(f, c->job.task, &rng);
+        strategy_rng(&rng, c->com.job.seed, k, 0);
+        f = c->com.fams[space_rng_next(&rng) % c->com.n_fams];
+        *params = space_sample(f, c->com.job.task, &rng);
     }
     if (*params == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
     *family = f->name;
-    c->proposed = k;
+    c->com.proposed = k;
     return 0;
 }
 
@@ -124,8 +129,8 @@ static cJSON *random_save(void *ctx)
     cJSON *s = cJSON_CreateObject();
     if (s == NULL) return NULL;
     cJSON_AddStringToObject(s, "strategy", "random");
-    cJSON_AddNumberToObject(s, "proposed", c->proposed);
-    cJSON_AddNumberToObject(s, "observed", c->observed);
+    cJSON_AddNumberToObject(s, "proposed", c->com.proposed);
+    cJSON_AddNumberToObject(s, "observed", c->com.observed);
     return s;
 }
 

@@ -112,4 +112,18 @@ int strategy_better(const struct strategy_job *job, const struct strategy_trial 
                     const struct strategy_trial *b);
 #define STRATEGY_MAX_FAMILIES 16
 
+/* What random search, TPE and ASHA each keep: the job, its usable
+ * families, and the counts their saved state carries. */
+struct strategy_common {
+    struct strategy_job job;
+    const struct space_family *fams[STRATEGY_MAX_FAMILIES];
+    size_t n_fams;
+    int proposed;            /* proposals made */
+    int observed;            /* finished trials observed, in seq order */
+};
+/* Fill it from the job and a saved state ("proposed", "observed"). 0, or
+ * -1 with err when no family of the job fits its task. */
+int strategy_common_init(struct strategy_common *c, const struct strategy_job *job,
+                         const cJSON *state, char *err, size_t errlen);
+
 #endif

@@ -46,11 +46,7 @@
 #define TPE_SALT 0x7470655f7470655fULL
 
 struct tpe_ctx {
-    struct strategy_job job;
-    const struct space_family *fams[STRATEGY_MAX_FAMILIES];
-    size_t n_fams;
-    int proposed;
-    int observed;
+    struct strategy_common com;
 };
 
 static int tpe_create(const struct strategy_job *job, const cJSON *state, void **out, char *err,
@@ -61,15 +57,10 @@ static int tpe_create(const struct strategy_job *job, const cJSON *state, void *
         snprintf(err, errlen, "out of memory");
         return -1;
     }
-    c->job = *job;
-    c->n_fams = strategy_families(job, c->fams, STRATEGY_MAX_FAMILIES);
-    if (c->n_fams == 0) {
-        snprintf(err, errlen, "no model family of the job fits its task");
+    if (strategy_common_init(&c->com, job, state, err, errlen) < 0) {
         free(c);
         return -1;
     }
-    c->proposed = strategy_state_count(state, "proposed");
-    c->observed = strategy_state_count(state, "observed");
     *out = c;
     return 0;
 }
@@ -77,7 +68,7 @@ static int tpe_create(const struct strategy_job *job, const cJSON *state, void *
 static void tpe_observe(void *ctx, const struct strategy_trial *t)
 {
     (void)t;   /* the model is refitted from the history at each proposal */
-    ((struct tpe_ctx *)ctx)->observed++;
+    ((struct tpe_ctx *)ctx)->com.observed++;
 }
 
 /* The number of random trials after the known-good ones: TPE_STARTUP, or a
@@ -85,8 +76,8 @@ static void tpe_observe(void *ctx, const struct strategy_trial *t)
 static int startup_trials(const struct tpe_ctx *c)
 {
     int n = TPE_STARTUP;
-    if (c->job.max_trials > 0) {
-        int left = c->job.max_trials - (int)c->n_fams;
+    if (c->com.job.max_trials > 0) {
+        int left = c->com.job.max_trials - (int)c->com.n_fams;
         if (left / 4 < n) n = left / 4 > 2 ? left / 4 : 2;
     }
     return n;
@@ -280,8 +271,8 @@ static int cmp_ranked(const void *x, const void *y)
 
 static int family_index(const struct tpe_ctx *c, const char *name)
 {
-    for (size_t i = 0; name != NULL && i < c->n_fams; i++)
-        if (strcmp(c->fams[i]->name, name) == 0) return (int)i;
+    for (size_t i = 0; name != NULL && i < c->com.n_fams; i++)
+        if (strcmp(c->com.fams[i]->name, name) == 0) return (int)i;
     return -1;
 }
 
@@ -292,7 +283,7 @@ static cJSON *tpe_model(const struct tpe_ctx *c, const struct strategy_trial *co
                         const struct space_family **family)
 {
     /* the family: l(f) / g(f) with one prior trial per family */
-    size_t F = c->n_fams, n_good = 0;
+    size_t F = c->com.n_fams, n_good = 0;
     double gc[STRATEGY_MAX_FAMILIES] = {0}, bc[STRATEGY_MAX_FAMILIES] = {0};
     double w[STRATEGY_MAX_FAMILIES], total = 0;
     for (size_t i = 0; i < n; i++) {
@@ -316,7 +307,7 @@ static cJSON *tpe_model(const struct tpe_ctx *c, const struct strategy_trial *co
             break;
         }
     }
-    const struct space_family *fam = c->fams[fi];
+    const struct space_family *fam = c->com.fams[fi];
     *family = fam;
 
     cJSON *obj = cJSON_CreateObject();
@@ -324,7 +315,7 @@ static cJSON *tpe_model(const struct tpe_ctx *c, const struct strategy_trial *co
     if (obj == NULL || gx == NULL || bx == NULL) goto fail;
     for (size_t j = 0; j < fam->n_params; j++) {
         const struct space_param *p = &fam->params[j];
-        if (!space_param_active(p, c->job.task, obj)) continue;
+        if (!space_param_active(p, c->com.job.task, obj)) continue;
         size_t ng = 0, nb = 0;
         cJSON *ch[TPE_MAX_CHOICES] = {0};
         for (int q = 0; p->kind == SPACE_CHOICE && q < p->n_choices && q < TPE_MAX_CHOICES; q++)
@@ -382,24 +373,24 @@ static int tpe_propose(void *ctx, const struct strategy_trial *history, size_t n
         }
     for (size_t i = 0; i < nf; i++)
         if (fin[i]->state == ST_SUCCEEDED)
-            ranked[ns++] = (struct ranked){c->job.higher_is_better ? -fin[i]->score : fin[i]->score,
+            ranked[ns++] = (struct ranked){c->com.job.higher_is_better ? -fin[i]->score : fin[i]->score,
                                            fin[i]->seq, i};
 
     struct space_rng rng;
-    if ((size_t)k <= c->n_fams) {
-        f = c->fams[k - 1];
-        *params = space_default_params(f, c->job.task);
-    } else if (nf < c->n_fams + (size_t)startup_trials(c) || ns == 0) {
-        strategy_rng(&rng, c->job.seed, k, 0);   /* random search's k-th trial */
-        f = c->fams[space_rng_next(&rng) % c->n_fams];
-        *params = space_sample(f, c->job.task, &rng);
+    if ((size_t)k <= c->com.n_fams) {
+        f = c->com.fams[k - 1];
+        *params = space_default_params(f, c->com.job.task);
+    } else if (nf < c->com.n_fams + (size_t)startup_trials(c) || ns == 0) {
+        strategy_rng(&rng, c->com.job.seed, k, 0);   /* random search's k-th trial */
+        f = c->com.fams[space_rng_next(&rng) % c->com.n_fams];
+        *params = space_sample(f, c->com.job.task, &rng);
     } else {
         qsort(ranked, ns, sizeof *ranked, cmp_ranked);
         size_t n_good = (size_t)ceil(TPE_GAMMA * (double)nf);
         if (n_good < 1) n_good = 1;
         if (n_good > ns) n_good = ns;
         for (size_t g = 0; g < n_good; g++) good[ranked[g].at] = 1;
-        strategy_rng(&rng, c->job.seed, k, TPE_SALT);
+        strategy_rng(&rng, c->com.job.seed, k, TPE_SALT);
         *params = tpe_model(c, fin, good, nf, &rng, &f);
     }
     if (*params == NULL) goto oom;
@@ -407,7 +398,7 @@ static int tpe_propose(void *ctx, const struct strategy_trial *history, size_t n
     free(ranked);
     free(good);
     *family = f->name;
-    c->proposed = k;
+    c->com.proposed = k;
     return 0;
 oom:
     free(fin);
@@ -423,8 +414,8 @@ static cJSON *tpe_save(void *ctx)
     cJSON *s = cJSON_CreateObject();
     if (s == NULL) return NULL;
     if (!cJSON_AddStringToObject(s, "strategy", "tpe") ||
-        !cJSON_AddNumberToObject(s, "proposed", c->proposed) ||
-        !cJSON_AddNumberToObject(s, "observed", c->observed)) {
+        !cJSON_AddNumberToObject(s, "proposed", c->com.proposed) ||
+        !cJSON_AddNumberToObject(s, "observed", c->com.observed)) {
         cJSON_Delete(s);
         return NULL;
     }

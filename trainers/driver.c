@@ -673,25 +673,6 @@ static double std_of(const double *v, int k)
     return sqrt(s / k);
 }
 
-static int csv_needs_quotes(const char *s)
-{
-    return strpbrk(s, ",\"\r\n") != NULL || s[0] == ' ' || (s[0] && s[strlen(s) - 1] == ' ');
-}
-
-static void csv_put(FILE *f, const char *s)
-{
-    if (!csv_needs_quotes(s)) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 /* Write the OOF file: row (0-based data row of the CSV), fold, target,
  * prediction, then proba_<class> columns for classification. */
 static int write_oof(struct run *r, const char *path, const int *fold, const double *oof,
@@ -707,7 +688,7 @@ static int write_oof(struct run *r, const char *path, const int *fold, const dou
             fputc(',', f);
             char name[512];
             snprintf(name, sizeof name, "proba_%s", r->schema.classes[k]);
-            csv_put(f, name);
+            csv_write_field(f, name);
         }
     }
     fputc('\n', f);
@@ -718,9 +699,9 @@ static int write_oof(struct run *r, const char *path, const int *fold, const dou
         if (r->task.kind == PD_TASK_CLASSIFICATION) {
             int best = 0;
             for (int k = 1; k < K; k++) if (p[k] > p[best]) best = k;
-            csv_put(f, r->schema.classes[(int)r->y[i]]);
+            csv_write_field(f, r->schema.classes[(int)r->y[i]]);
             fputc(',', f);
-            csv_put(f, r->schema.classes[best]);
+            csv_write_field(f, r->schema.classes[best]);
             for (int k = 0; k < K; k++) fprintf(f, ",%.17g", p[k]);
         } else {
             fprintf(f, "%.17g,%.17g", r->y[i], p[0]);

@@ -581,25 +581,6 @@ static unsigned char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-static int csv_needs_quotes(const char *s)
-{
-    return strpbrk(s, ",\"\r\n") != NULL || s[0] == ' ' || (s[0] && s[strlen(s) - 1] == ' ');
-}
-
-static void csv_put(FILE *f, const char *s)
-{
-    if (!csv_needs_quotes(s)) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static int write_oof(const char *path, const struct schema *s, const struct oof *o,
                      const double *p, struct driver_error *e)
 {
@@ -611,7 +592,7 @@ static int write_oof(const char *path, const struct schema *s, const struct oof 
         char name[1100];
         snprintf(name, sizeof name, "proba_%s", s->classes[k]);
         fputc(',', f);
-        csv_put(f, name);
+        csv_write_field(f, name);
     }
     fputc('\n', f);
     for (size_t i = 0; i < o->n; i++) {
@@ -620,9 +601,9 @@ static int write_oof(const char *path, const struct schema *s, const struct oof 
         if (cls) {
             int best = 0;
             for (int k = 1; k < K; k++) if (q[k] > q[best]) best = k;
-            csv_put(f, s->classes[(int)o->y[i]]);
+            csv_write_field(f, s->classes[(int)o->y[i]]);
             fputc(',', f);
-            csv_put(f, s->classes[best]);
+            csv_write_field(f, s->classes[best]);
             for (int k = 0; k < K; k++) fprintf(f, ",%.17g", q[k]);
         } else {
             fprintf(f, "%.17g,%.17g", o->y[i], q[0]);

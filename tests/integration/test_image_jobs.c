@@ -47,17 +47,6 @@ static struct th_resp call(const char *method, const char *path, const char *bod
     return r;
 }
 
-static int has_error_for(const struct th_resp *r, const char *field)
-{
-    cJSON *doc = th_json(r);
-    int found = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(doc, "errors"))
-        found |= strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "field")), field) == 0;
-    cJSON_Delete(doc);
-    return found;
-}
-
 static double num(const cJSON *j, const char *a, const char *b, const char *c)
 {
     const cJSON *x = cJSON_GetObjectItem(j, a);
@@ -113,18 +102,18 @@ static void bad_image_specs_name_each_field(void **state)
                             "options.nas.sample", "options.nas.learning_rate",
                             "options.nas.augment", "options.colour"};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        if (!has_error_for(&r, fields[i])) fprintf(stderr, "no error for %s: %s\n", fields[i], r.body);
-        assert_true(has_error_for(&r, fields[i]));
+        if (!th_has_error_for(&r, fields[i])) fprintf(stderr, "no error for %s: %s\n", fields[i], r.body);
+        assert_true(th_has_error_for(&r, fields[i]));
     }
-    assert_false(has_error_for(&r, "models[1]"));
+    assert_false(th_has_error_for(&r, "models[1]"));
     th_resp_free(&r);
     /* options belong to image jobs only; NAS strategies too */
     snprintf(body, sizeof body,
              "{\"dataset_id\": \"%s\", \"options\": {}, \"strategy\": \"darts\"}",
              th_jobs.dataset);
     r = call("POST", "/v1/jobs", body, 422);
-    assert_true(has_error_for(&r, "options"));
-    assert_true(has_error_for(&r, "strategy"));
+    assert_true(th_has_error_for(&r, "options"));
+    assert_true(th_has_error_for(&r, "strategy"));
     th_resp_free(&r);
 }
 

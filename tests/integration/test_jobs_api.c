@@ -47,17 +47,6 @@ static struct th_resp call(const char *method, const char *path, const char *bod
     return r;
 }
 
-static int has_error_for(const struct th_resp *r, const char *field)
-{
-    cJSON *doc = th_json(r);
-    int found = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, cJSON_GetObjectItem(doc, "errors"))
-        found |= strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "field")), field) == 0;
-    cJSON_Delete(doc);
-    return found;
-}
-
 static void bad_specs_name_each_field(void **state)
 {
     char body[1024];
@@ -72,20 +61,20 @@ static void bad_specs_name_each_field(void **state)
                             "budget.max_seconds", "budget.extra", "cv.folds", "parallelism",
                             "colour"};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        if (!has_error_for(&r, fields[i])) fprintf(stderr, "no error for %s: %s\n", fields[i], r.body);
-        assert_true(has_error_for(&r, fields[i]));
+        if (!th_has_error_for(&r, fields[i])) fprintf(stderr, "no error for %s: %s\n", fields[i], r.body);
+        assert_true(th_has_error_for(&r, fields[i]));
     }
     th_resp_free(&r);
     r = call("POST", "/v1/jobs", "{\"dataset_id\": \"00000000-0000-0000-0000-000000000000\"}", 422);
-    assert_true(has_error_for(&r, "dataset_id"));
+    assert_true(th_has_error_for(&r, "dataset_id"));
     th_resp_free(&r);
     r = call("POST", "/v1/jobs", "{}", 422);
-    assert_true(has_error_for(&r, "dataset_id"));
+    assert_true(th_has_error_for(&r, "dataset_id"));
     th_resp_free(&r);
     /* A metric that does not fit the task. */
     snprintf(body, sizeof body, "{\"dataset_id\": \"%s\", \"metric\": \"rmse\"}", dataset);
     r = call("POST", "/v1/jobs", body, 422);
-    assert_true(has_error_for(&r, "metric"));
+    assert_true(th_has_error_for(&r, "metric"));
     th_resp_free(&r);
 }
 

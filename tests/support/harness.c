@@ -584,3 +584,16 @@ cJSON *th_last_event(const char *path)
     assert_non_null(last);
     return last;
 }
+
+int th_has_error_for(const struct th_resp *r, const char *field)
+{
+    cJSON *doc = th_json(r);
+    int found = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(doc, "errors")) {
+        const char *f = cJSON_GetStringValue(cJSON_GetObjectItem(e, "field"));
+        found |= f != NULL && strcmp(f, field) == 0;
+    }
+    cJSON_Delete(doc);
+    return found;
+}

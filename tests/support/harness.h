@@ -91,6 +91,8 @@ void th_write_file(const char *path, const char *text);
 void th_resp_free(struct th_resp *r);
 /* The body parsed as JSON (caller deletes), or NULL. */
 cJSON *th_json(const struct th_resp *r);
+/* 1 if the body is a problem whose "errors" name field (a 422's list). */
+int th_has_error_for(const struct th_resp *r, const char *field);
 /* A string member of the body's JSON ("a.b" walks objects); static copy. */
 const char *th_json_str(const struct th_resp *r, const char *path);
 
