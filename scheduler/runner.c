@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "lib/log.h"
+#include "lib/utf8.h"
 
 #define LINE_MAX_BYTES (4u << 20)
 #define TAIL_BYTES 4096
@@ -32,6 +33,7 @@ struct runner {
     int line_skip;            /* the current line is too long: drop it */
     char tail[TAIL_BYTES];
     size_t tail_len;
+    int tail_cut;             /* bytes were dropped from its front */
     cJSON *result, *error;
     int exited, out_eof, err_eof, reported;
     int64_t exit_status;
@@ -86,16 +88,19 @@ static void maybe_report(struct runner *r)
     if (r->reported || !r->exited || !r->out_eof || !r->err_eof) return;
     r->reported = 1;
     uv_timer_stop(&r->kill_timer);
-    r->tail[r->tail_len < TAIL_BYTES ? r->tail_len : TAIL_BYTES - 1] = '\0';
+    /* The tail goes to PostgreSQL as text: valid UTF-8 even when the cut
+     * fell inside a character or the trainer printed other bytes. */
+    char *tail = utf8_scrub_dup(r->tail, r->tail_len, r->tail_cut);
     struct runner_outcome o = {
         .exit_status = r->term_signal ? -1 : (int)r->exit_status,
         .term_signal = r->term_signal,
         .kill_reason = r->kill_reason,
         .result = r->result,
         .error = r->error,
-        .stderr_tail = r->tail,
+        .stderr_tail = tail ? tail : "",
     };
     r->cb.on_exit(r->cb.ctx, &o);
+    free(tail);
     close_handle(r, (uv_handle_t *)&r->proc);
     close_handle(r, (uv_handle_t *)&r->in);
     close_handle(r, (uv_handle_t *)&r->out);
@@ -120,10 +125,34 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = buf->base ? suggested : 0;
 }
 
+/* Every string of a parsed event (keys too) made valid UTF-8: cJSON does
+ * not check, and one bad byte in a progress event would make PostgreSQL
+ * refuse the trial's result. 0, or -1 when out of memory. */
+static int scrub_json(cJSON *j)
+{
+    for (; j != NULL; j = j->next) {
+        char **strs[] = {&j->valuestring, (j->type & cJSON_StringIsConst) ? NULL : &j->string};
+        for (size_t i = 0; i < 2; i++) {
+            char **p = strs[i];
+            if (p == NULL || *p == NULL || utf8_length(*p) != (size_t)-1) continue;
+            char *fixed = utf8_scrub_dup(*p, strlen(*p), 0);
+            if (fixed == NULL) return -1;
+            cJSON_free(*p);
+            *p = fixed;
+        }
+        if (scrub_json(j->child) != 0) return -1;
+    }
+    return 0;
+}
+
 static void handle_line(struct runner *r, char *line)
 {
     cJSON *ev = cJSON_Parse(line);
     if (ev == NULL) return;   /* not ours: podium-train prints only JSON */
+    if (scrub_json(ev) != 0) {
+        cJSON_Delete(ev);
+        return;
+    }
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(ev, "event");
     if (r->cb.on_event) r->cb.on_event(r->cb.ctx, ev);
     if (cJSON_IsString(kind) && strcmp(kind->valuestring, "result") == 0) {
@@ -182,11 +211,13 @@ static void on_stderr(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
             p += k - (TAIL_BYTES - 1);
             k = TAIL_BYTES - 1;
             r->tail_len = 0;
+            r->tail_cut = 1;
         }
         if (r->tail_len + k > TAIL_BYTES - 1) {
             size_t drop = r->tail_len + k - (TAIL_BYTES - 1);
             memmove(r->tail, r->tail + drop, r->tail_len - drop);
             r->tail_len -= drop;
+            r->tail_cut = 1;
         }
         memcpy(r->tail + r->tail_len, p, k);
         r->tail_len += k;

@@ -52,6 +52,8 @@ struct trial {
     struct artifact_store store;
     char *store_vals[10];
     char *stderr_tail;
+    char finish_state[16];     /* what trial_finish wrote, for its fallback */
+    int finish_bare;           /* the fallback (no texts) has been sent */
     unsigned store_tries;
     unsigned heartbeat_gen;
     /* an 'ensemble' trial: its members' trial ids (from params), copied
@@ -153,11 +155,22 @@ static char *print(const cJSON *j)
     return j ? cJSON_PrintUnformatted(j) : NULL;
 }
 
+/* The outcome without the trial's own texts (its tail, progress and
+ * curve): what is written when the database refused those, so the trial
+ * never stays "running" because of what it printed. */
+static int finish_bare(struct trial *t, const char *why);
+
 static void on_finished(void *ctx, PGresult *res)
 {
     struct trial *t = ctx;
-    if (res != NULL && !pgloop_ok(res))
+    if (res != NULL && !pgloop_ok(res)) {
+        const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         log_msg(LOG_WARN, "trial %s: finishing: %s", t->c->id, PQresultErrorMessage(res));
+        /* a data error (class 22) cannot pass on a retry */
+        if (!t->finish_bare && code && strncmp(code, "22", 2) == 0 &&
+            finish_bare(t, PQresultErrorMessage(res)) == 0)
+            return;
+    }
     trial_drop(t, 1);
 }
 
@@ -172,6 +185,7 @@ static void trial_finish(struct trial *t, const char *state, const char *reason,
     }
     log_msg(strcmp(state, "failed") == 0 ? LOG_WARN : LOG_INFO, "trial %s %s%s%s", t->c->id,
             state, reason ? ": " : "", reason ? reason : "");
+    snprintf(t->finish_state, sizeof t->finish_state, "%s", state);
     char *progress = print(t->progress), *curve = print(t->curve);
     const char *v[] = {t->c->id, s->cfg.id, state, reason, stderr_tail, progress, curve};
     /* PGQ_RETRY: idempotent (state = 'running' guard), so it may run again
@@ -187,6 +201,19 @@ static void trial_finish(struct trial *t, const char *state, const char *reason,
         trial_drop(t, 0);
     cJSON_free(progress);
     cJSON_free(curve);
+}
+
+static int finish_bare(struct trial *t, const char *why)
+{
+    char reason[700];
+    snprintf(reason, sizeof reason, "the trial's output could not be stored: %s", why);
+    t->finish_bare = 1;
+    const char *v[] = {t->c->id, t->s->cfg.id, t->finish_state, reason};
+    return pgloop_query(t->s->pl,
+                        "UPDATE trials SET state = $3, failure_reason = $4, "
+                        "finished_at = now(), lease_expires_at = NULL "
+                        "WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+                        4, v, PGQ_RETRY, on_finished, t) < 0 ? -1 : 0;
 }
 
 static void on_released(void *ctx, PGresult *res)

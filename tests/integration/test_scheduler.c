@@ -713,6 +713,55 @@ static void test_formats_and_bad_jobs(void **state)
     assert_int_equal(stop_sched(x, i), 0);
 }
 
+/* 12: a trainer whose output is not valid UTF-8 (a log cut inside a
+ * character, stray bytes in stderr and in a progress event's strings)
+ * still stores its result: PostgreSQL refuses invalid UTF-8, so the
+ * scheduler repairs text from its children (U+FFFD) instead of failing
+ * the trial. The trainer here is a shell script around the real one. */
+static void test_bad_utf8_output(void **state)
+{
+    struct ctx *x = *state;
+    const char *bin = getenv("PODIUM_BIN_DIR");
+    char real[600], script[600], arg[700];
+    snprintf(real, sizeof real, "%s/podium-train", bin ? bin : "bin");
+    char *abs = realpath(real, NULL);
+    assert_non_null(abs);
+    snprintf(script, sizeof script, "%s/%s-trainer.sh", getenv("PODIUM_TEST_TMP"), x->db.name);
+    FILE *f = fopen(script, "w");
+    assert_non_null(f);
+    fprintf(f, "#!/bin/sh\n"
+               "printf '{\"event\":\"iteration\",\"stage\":\"warm\\377up\",\"fold\":0,"
+               "\"iteration\":1,\"total\":1,\"metric\":\"log_loss\",\"value\":1.5}\\n'\n"
+               "'%s' \"$@\"\n"
+               "rc=$?\n"
+               "i=0; while [ $i -lt 3000 ]; do printf '\\303\\251'; i=$((i+1)); done >&2\n"
+               "printf '\\377 end of log' >&2\n"
+               "exit $rc\n", abs);
+    fclose(f);
+    free(abs);
+    assert_int_equal(chmod(script, 0755), 0);
+    snprintf(arg, sizeof arg, "--trainer=%s", script);
+    int i = start_sched(x, "a", "--slots=1", arg, NULL);
+    char job[40];
+    snprintf(job, sizeof job, "%s", add_job(x, "{nb}", 1, 1, 600, 120, NULL));
+    const char *st = wait_job(x, job, 60);
+    if (strcmp(st, "succeeded") != 0) dump_logs(x);
+    assert_string_equal(st, "succeeded");
+    assert_int_equal(qn(x->conn, "SELECT count(*) FROM trials WHERE job_id = '%s' AND "
+                                 "family = 'nb' AND state = 'succeeded'", job), 1);
+    /* the stray bytes became U+FFFD; the tail holds whole characters only */
+    assert_string_equal(q1(x->conn, "SELECT learning_curve->0->>'stage' FROM trials "
+                                    "WHERE job_id = '%s' AND family = 'nb'", job),
+                        "warm\xEF\xBF\xBDup");
+    assert_string_equal(q1(x->conn, "SELECT right(stderr_tail, 13) FROM trials "
+                                    "WHERE job_id = '%s' AND family = 'nb'", job),
+                        "\xC3\xA9\xEF\xBF\xBD end of log");
+    assert_string_equal(q1(x->conn, "SELECT left(stderr_tail, 1) FROM trials "
+                                    "WHERE job_id = '%s' AND family = 'nb'", job),
+                        "\xC3\xA9");
+    assert_int_equal(stop_sched(x, i), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -727,6 +776,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_trial_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_formats_and_bad_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_utf8_output, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
