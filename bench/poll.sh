@@ -1,8 +1,10 @@
 #!/bin/sh
 # poll.sh - what cheap polling costs: 200 clients polling a running job's
 # leaderboard with If-None-Match, beside /healthz (the server's ceiling:
-# no key, no database) and the same leaderboard without If-None-Match
-# (a query per poll). Needs wrk (Debian package wrk; a bench tool, not a
+# no key, no database), the same leaderboard without If-None-Match (a
+# full answer per poll: rendered once per version and then served from
+# memory, or a query per poll on a server without the response cache)
+# and the team's leaderboard of the data set without If-None-Match. Needs wrk (Debian package wrk; a bench tool, not a
 # dependency of Podium).
 #
 #   sh bench/poll.sh [SECONDS] [CONNECTIONS] [FAMILY]   (default 10 s, 200, mlp; needs make)
@@ -29,6 +31,7 @@ job=$(curl -s -H "$H" -H 'Content-Type: application/json' "$api/v1/jobs" -d "{\"
       \"budget\": {\"max_trials\": 100000, \"max_seconds\": $budget}}" | sed 's/.*"id":"\([^"]*\)".*/\1/')
 until curl -s -H "$H" "$api/v1/jobs/$job" | grep -q '"state":"running"'; do sleep 0.1; done
 lb="$api/v1/jobs/$job/leaderboard"
+team="$api/v1/leaderboards?dataset_id=$ds"
 
 # One wrk run: requests/s, p99 (ms) and the status line of poll.lua.
 run() { # name url etag(1/0) script(1/0)
@@ -56,6 +59,7 @@ printf '%-38s %12s %10s   %s\n' "endpoint" "requests/s" "p99 ms" "statuses"
 run "/healthz (ceiling)" "$api/healthz" 0 0 health
 run "leaderboard, If-None-Match" "$lb" 1 1 etag
 run "leaderboard, no If-None-Match" "$lb" 0 1 full
+run "team leaderboard, no If-None-Match" "$team" 0 1 team
 trials1=$(curl -s -H "$H" "$api/v1/jobs/$job" | sed 's/.*"trials":\([0-9]*\).*/\1/')
 echo
 echo "trials the job ran meanwhile: $((trials1 - trials0))"

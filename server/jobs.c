@@ -7,12 +7,21 @@
  * matches, the answer is 304 with no query at all. Otherwise the job is
  * read with its seq in the same statement, and the tag describes what was
  * read (the seq is read first, so a tag is never newer than its body).
+ *
+ * Leaderboards are also kept rendered (rcache.h): a poll without
+ * If-None-Match of a board whose version is known gets the bytes rendered
+ * for that version, and concurrent misses wait for one render. The job's
+ * own GET is not kept (its progress clock fields move between events, so
+ * a kept body would be a stale one), nor are the trials (a full answer
+ * is read from the database each time; tests/integration/test_events.c
+ * relies on that).
  */
 #include "server/jobs.h"
 
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +34,7 @@
 #include "server/etag.h"
 #include "server/events.h"
 #include "server/imagejobs.h"
+#include "server/rcache.h"
 #include "server/resource.h"
 #include "server/server.h"
 #include "server/validate.h"
@@ -667,17 +677,90 @@ static int wants_csv(struct http_req *r)
     return accept && strstr(accept, "text/csv") != NULL;
 }
 
-/* A leaderboard as JSON, or CSV for Accept: text/csv; its ETag is
- * job_etag, or (NULL) a hash of the body. */
-static int respond_leaderboard(struct http_req *r, PGresult *res, cJSON *head,
-                               const char *job_etag)
+/* --- rendered leaderboards (rcache.h) ----------------------------------------------- */
+
+/* Every poller of a leaderboard gets the bytes rendered once for its
+ * version: a job's board at its board seq (events.h, kept current by
+ * NOTIFY), a team's at a digest of its jobs' board seqs. Keys hold the
+ * team (or the job, whose team the events table knows), so a body is only
+ * ever handed to its own team. */
+#define RESPONSES_BYTES ((size_t)32 << 20)
+#define RESPONSES_WAIT_MS 5000
+
+static struct rcache *responses;
+static pthread_once_t responses_once = PTHREAD_ONCE_INIT;
+
+static void responses_init(void)
+{
+    responses = rcache_new(RESPONSES_BYTES);
+    if (responses == NULL) log_msg(LOG_WARN, "jobs: no memory for the response cache");
+}
+
+struct rcache *jobs_responses(void)
+{
+    pthread_once(&responses_once, responses_init);
+    return responses;
+}
+
+/* A cached body (taken) for r: 304 when the request has its tag. */
+static int respond_cached(struct http_req *r, struct rcache_body *b)
+{
+    if (etag_match(http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), b->etag)) {
+        rcache_body_free(b);
+        return http_respond_not_modified(r, b->etag);
+    }
+    return http_respond_bytes(r, 200, b->content_type, b->data, b->len, b->etag);
+}
+
+int jobs_cached(struct http_req *r, const char *key, const char *version, const char *team_id,
+                struct rcache_flight **flight, int *ret)
+{
+    *flight = NULL;
+    struct rcache *c = jobs_responses();
+    if (c == NULL) return 0;
+    struct rcache_body b;
+    if (rcache_get(c, key, version, RESPONSES_WAIT_MS, &b, flight) != RCACHE_HIT) return 0;
+    if (strcmp(b.team_id, team_id) != 0) {
+        /* Cannot happen (the key holds what decides the team); render. */
+        rcache_body_free(&b);
+        return 0;
+    }
+    *ret = respond_cached(r, &b);
+    return 1;
+}
+
+int jobs_respond_stored(struct http_req *r, struct rcache_flight *flight, const char *key,
+                        const char *version, const char *content_type, char *body, size_t len,
+                        const char *etag)
+{
+    struct rcache *c = jobs_responses();
+    if (c) {
+        struct rcache_body b = {.data = body, .len = len};
+        snprintf(b.etag, sizeof b.etag, "%s", etag);
+        snprintf(b.content_type, sizeof b.content_type, "%s", content_type);
+        snprintf(b.team_id, sizeof b.team_id, "%s", r->auth.team_id);
+        rcache_put(c, flight, key, version, &b);
+    }
+    if (etag_match(http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
+        free(body);
+        return http_respond_not_modified(r, etag);
+    }
+    return http_respond_bytes(r, 200, content_type, body, len, etag);
+}
+
+/* A leaderboard as JSON, or CSV for Accept: text/csv, into *body (malloc'd)
+ * and *len; head is taken. 0, or -1 out of memory. */
+static int render_leaderboard(PGresult *res, cJSON *head, int csv, char **body, size_t *len)
 {
     int rows = PQntuples(res);
-    int csv = wants_csv(r);
-    char *body = NULL;
-    size_t len = 0;
+    *body = NULL;
+    *len = 0;
     if (csv) {
-        FILE *f = open_memstream(&body, &len);
+        FILE *f = open_memstream(body, len);
+        if (f == NULL) {
+            cJSON_Delete(head);
+            return -1;
+        }
         fprintf(f, "rank,model_id,job_id,family,metric,score,score_std,fit_seconds,"
                    "predict_us_per_row,model_bytes,params\n");
         for (int i = 0; i < rows; i++) {
@@ -696,35 +779,86 @@ static int respond_leaderboard(struct http_req *r, PGresult *res, cJSON *head,
         cJSON_Delete(head);
     } else {
         cJSON_AddItemToObject(head, "items", pgjson_rows(res));
-        body = cJSON_PrintUnformatted(head);
+        *body = cJSON_PrintUnformatted(head);
         cJSON_Delete(head);
-        len = body ? strlen(body) : 0;
+        *len = *body ? strlen(*body) : 0;
     }
-    if (body == NULL) return MHD_NO;
-    char etag[ETAG_MAX] = "\"";
-    if (job_etag) {
-        snprintf(etag, sizeof etag, "%s", job_etag);
-    } else {
-        unsigned char h[CRYPTO_SHA256_LEN];
-        crypto_sha256(body, len, h);
-        crypto_hex(h, 16, etag + 1);
-        strcat(etag, "\"");
-    }
-    if (etag_match(http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
-        free(body);
-        return http_respond_not_modified(r, etag);
-    }
-    return http_respond_bytes(r, 200, csv ? "text/csv" : "application/json", body, len, etag);
+    return *body ? 0 : -1;
 }
 
+/* The key of a job resource's representation. */
+static void job_key(char *out, size_t len, const char *job_id, const char *variant)
+{
+    snprintf(out, len, "job/%s/%s", job_id, variant);
+}
+
+int jobs_from_memory(struct http_req *r, int view, const char *variant,
+                     struct rcache_flight **flight, int *ret)
+{
+    *flight = NULL;
+    if (jobs_poll_from_memory(r, view, variant, 0, ret)) return 1;
+    const char *id = http_param(r, "job_id");
+    if (!is_get(r) || !http_is_uuid(id)) return 0;
+    char low[37];
+    for (int i = 0; i < 36; i++) low[i] = (char)tolower((unsigned char)id[i]);
+    low[36] = '\0';
+    struct events_job known;
+    if (!events_peek(r->srv->events, low, &known)) return 0;
+    if (strcmp(known.team_id, r->auth.team_id) != 0) {
+        *ret = not_found(r, "job");
+        return 1;
+    }
+    char key[96], version[24];
+    job_key(key, sizeof key, low, variant);
+    snprintf(version, sizeof version, "%" PRId64, known.seq[view]);
+    return jobs_cached(r, key, version, r->auth.team_id, flight, ret);
+}
+
+int jobs_cached_at(struct http_req *r, const char *job_id, const char *variant, int64_t seq,
+                   struct rcache_flight **flight, int *ret)
+{
+    if (*flight || !is_get(r)) return 0;
+    char key[96], version[24];
+    job_key(key, sizeof key, job_id, variant);
+    snprintf(version, sizeof version, "%" PRId64, seq);
+    return jobs_cached(r, key, version, r->auth.team_id, flight, ret);
+}
+
+int jobs_respond_job(struct http_req *r, struct rcache_flight *flight, const char *job_id,
+                     const char *variant, int64_t seq, const char *content_type, char *body,
+                     size_t len)
+{
+    char key[96], version[24], etag[ETAG_MAX];
+    job_key(key, sizeof key, job_id, variant);
+    snprintf(version, sizeof version, "%" PRId64, seq);
+    etag_job(etag, seq, variant, 0);
+    return jobs_respond_stored(r, flight, key, version, content_type, body, len, etag);
+}
+
+/* GET /v1/jobs/{id}/leaderboard. An unchanged poll is a 304 from memory;
+ * any other poll of a job the events table knows is the body rendered for
+ * its current board seq (one render per seq, single flight); a job it does
+ * not know is read (which teaches the table) and its board then looked up
+ * at the seq read. */
 int jobs_leaderboard(struct http_req *r)
 {
     int ret;
-    const char *variant = wants_csv(r) ? "lb.csv" : "lb.json";
-    if (jobs_poll_from_memory(r, EVENTS_BOARD, variant, 0, &ret)) return ret;
+    int csv = wants_csv(r);
+    const char *variant = csv ? "lb.csv" : "lb.json";
+    struct rcache_flight *flight;
+    if (jobs_from_memory(r, EVENTS_BOARD, variant, &flight, &ret)) return ret;
     int64_t seq[EVENTS_VIEWS];
     PGresult *job = fetch_job(r, &ret, seq);
-    if (job == NULL) return ret;
+    if (job == NULL) {
+        rcache_abandon(jobs_responses(), flight);
+        return ret;
+    }
+    char job_id[37];
+    snprintf(job_id, sizeof job_id, "%s", PQgetvalue(job, 0, PQfnumber(job, "id")));
+    if (jobs_cached_at(r, job_id, variant, seq[EVENTS_BOARD], &flight, &ret)) {
+        PQclear(job);
+        return ret;
+    }
     cJSON *head = cJSON_CreateObject();
     cJSON_AddStringToObject(head, "job_id", PQgetvalue(job, 0, PQfnumber(job, "id")));
     cJSON_AddStringToObject(head, "metric", PQgetvalue(job, 0, PQfnumber(job, "metric")));
@@ -735,22 +869,34 @@ int jobs_leaderboard(struct http_req *r)
     const char *p[2] = {http_param(r, "job_id"), r->auth.team_id};
     PGresult *res = pool_exec(&r->db, LEADERBOARD_SQL("t.job_id = $1 AND t.team_id = $2"), 2, p);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rcache_abandon(jobs_responses(), flight);
         cJSON_Delete(head);
         ret = http_problem_db(r, res);
         PQclear(res);
         return ret;
     }
-    char etag[ETAG_MAX];
-    etag_job(etag, seq[EVENTS_BOARD], variant, 0);
-    ret = respond_leaderboard(r, res, head, etag);
+    char *body;
+    size_t len;
+    int rc = render_leaderboard(res, head, csv, &body, &len);
     PQclear(res);
-    return ret;
+    if (rc < 0) {
+        rcache_abandon(jobs_responses(), flight);
+        return MHD_NO;
+    }
+    return jobs_respond_job(r, flight, job_id, variant, seq[EVENTS_BOARD],
+                            csv ? "text/csv" : "application/json", body, len);
 }
 
 /* GET /v1/leaderboards?dataset_id=…[&target=…][&metric=…]: every model the
  * team trained on that data set (and target), ranked by one metric. Scores
  * from different metrics do not compare: the metric defaults to the most
- * recent job's. */
+ * recent job's.
+ *
+ * The jobs it shows and the version of each of their boards are read
+ * first, in one small statement, into a digest: the version of the
+ * rendered body, kept under the team, the data set as asked for, the
+ * representation and the target and metric picked (every input of the
+ * body). The tag is a hash of the body. */
 int leaderboards_team(struct http_req *r)
 {
     const char *dataset = http_query(r, "dataset_id");
@@ -763,11 +909,19 @@ int leaderboards_team(struct http_req *r)
         return http_problem(r, 400, "invalid-parameter", "Invalid parameter", "metric",
                             "unknown metric '%s'", metric);
     if (http_db(r) == NULL) return http_problem_db_unavailable(r, "leaderboard");
+    int csv = wants_csv(r);
     const char *p[4] = {r->auth.team_id, dataset, target, metric};
     PGresult *pick = pool_exec(&r->db,
-        "SELECT target, metric FROM jobs WHERE team_id = $1 AND dataset_id = $2"
-        " AND ($3::text IS NULL OR target = $3) AND ($4::text IS NULL OR metric = $4)"
-        " ORDER BY created_at DESC LIMIT 1", 4, p);
+        "WITH p AS (SELECT target, metric FROM jobs WHERE team_id = $1 AND dataset_id = $2"
+        "   AND ($3::text IS NULL OR target = $3) AND ($4::text IS NULL OR metric = $4)"
+        "   ORDER BY created_at DESC LIMIT 1)"
+        " SELECT p.target, p.metric,"
+        "   (SELECT md5(coalesce(string_agg(j.id::text || ':' || coalesce(h.board_seq, 0)::text,"
+        "                                   ',' ORDER BY j.id), ''))"
+        "      FROM jobs j LEFT JOIN job_event_heads h ON h.job_id = j.id"
+        "     WHERE j.team_id = $1 AND j.dataset_id = $2 AND j.target = p.target"
+        "       AND j.metric = p.metric)"
+        " FROM p", 4, p);
     if (PQresultStatus(pick) != PGRES_TUPLES_OK) {
         int ret = http_problem_db(r, pick);
         PQclear(pick);
@@ -780,10 +934,20 @@ int leaderboards_team(struct http_req *r)
         cJSON_AddItemToObject(head, "items", cJSON_CreateArray());
         return http_respond_json(r, 200, head);
     }
-    char tgt[256], met[32];
+    char tgt[256], met[32], version[40], key[400];
     snprintf(tgt, sizeof tgt, "%s", PQgetvalue(pick, 0, 0));
     snprintf(met, sizeof met, "%s", PQgetvalue(pick, 0, 1));
+    snprintf(version, sizeof version, "%s", PQgetvalue(pick, 0, 2));
     PQclear(pick);
+    /* The target last: the other parts cannot hold a '/'. */
+    snprintf(key, sizeof key, "team/%s/%s/%s/%s/%s", r->auth.team_id, dataset,
+             csv ? "lb.csv" : "lb.json", met, tgt);
+    struct rcache_flight *flight;
+    int ret;
+    if (jobs_cached(r, key, version, r->auth.team_id, &flight, &ret)) {
+        cJSON_Delete(head);
+        return ret;
+    }
     cJSON_AddStringToObject(head, "target", tgt);
     cJSON_AddStringToObject(head, "metric", met);
     const char *q[4] = {r->auth.team_id, dataset, tgt, met};
@@ -791,14 +955,27 @@ int leaderboards_team(struct http_req *r)
         LEADERBOARD_SQL("t.team_id = $1 AND j.dataset_id = $2 AND j.target = $3 AND j.metric = $4"),
         4, q);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rcache_abandon(jobs_responses(), flight);
         cJSON_Delete(head);
-        int ret = http_problem_db(r, res);
+        ret = http_problem_db(r, res);
         PQclear(res);
         return ret;
     }
-    int ret = respond_leaderboard(r, res, head, NULL);
+    char *body;
+    size_t len;
+    int rc = render_leaderboard(res, head, csv, &body, &len);
     PQclear(res);
-    return ret;
+    if (rc < 0) {
+        rcache_abandon(jobs_responses(), flight);
+        return MHD_NO;
+    }
+    char etag[ETAG_MAX] = "\"";
+    unsigned char h[CRYPTO_SHA256_LEN];
+    crypto_sha256(body, len, h);
+    crypto_hex(h, 16, etag + 1);
+    strcat(etag, "\"");
+    return jobs_respond_stored(r, flight, key, version, csv ? "text/csv" : "application/json",
+                               body, len, etag);
 }
 
 /* --- models ------------------------------------------------------------------------ */

@@ -8,9 +8,16 @@
  * a row update and a NOTIFY. Every change is also a job event
  * (migrations/0005, feed.h), and GETs of a job, its trials and its
  * leaderboard are tagged with the job's latest event seq.
+ *
+ * Leaderboards (a job's and a team's) are rendered once per version and
+ * served from memory to every poller (rcache.h; jobs.c says how each is
+ * keyed and versioned); other handlers of job resources (lrfind.c) use
+ * the same cache through jobs_cached and jobs_respond_stored.
  */
 #ifndef PODIUM_SERVER_JOBS_H
 #define PODIUM_SERVER_JOBS_H
+
+#include <stdint.h>
 
 #include "lib/pgjson.h"
 #include "server/http.h"
@@ -45,5 +52,45 @@ int models_artifact(struct http_req *r);
  * events_view), queue 304 (or 404 for another team's job) into *ret and
  * return 1; otherwise 0 (read the database). weak: the tag is W/. */
 int jobs_poll_from_memory(struct http_req *r, int view, const char *variant, int weak, int *ret);
+
+struct rcache;
+struct rcache_flight;
+
+/* The server's cache of rendered job resources (NULL when it could not be
+ * made: everything is then rendered each time). */
+struct rcache *jobs_responses(void);
+
+/* The body cached under key at version for team_id: answered (200, or
+ * 304 for a matching If-None-Match) into *ret, and 1. Otherwise 0, and
+ * *flight is set when the caller is to render it for everyone (finish it
+ * with jobs_respond_stored, or rcache_abandon on failure). */
+int jobs_cached(struct http_req *r, const char *key, const char *version, const char *team_id,
+                struct rcache_flight **flight, int *ret);
+
+/* A GET of a job resource's representation variant, whose version is the
+ * job's seq of view: 1 with *ret when answered from memory (304 for an
+ * unchanged poll, 404 for another team's job, the cached body); 0
+ * otherwise (read the database), with *flight set when the caller is to
+ * render it for everyone. */
+int jobs_from_memory(struct http_req *r, int view, const char *variant,
+                     struct rcache_flight **flight, int *ret);
+
+/* After reading job_id at seq from the database: jobs_from_memory's
+ * lookup at that seq, unless *flight is set already (then 0). */
+int jobs_cached_at(struct http_req *r, const char *job_id, const char *variant, int64_t seq,
+                   struct rcache_flight **flight, int *ret);
+
+/* jobs_respond_stored for a job resource: keyed by job_id and variant at
+ * seq, tagged as etag_job(seq, variant) (strong). */
+int jobs_respond_job(struct http_req *r, struct rcache_flight *flight, const char *job_id,
+                     const char *variant, int64_t seq, const char *content_type, char *body,
+                     size_t len);
+
+/* Store a rendered body (malloc'd, taken) under key at version for the
+ * caller's team, end flight (may be NULL) and answer: 200 with the body,
+ * or 304 when If-None-Match has etag. */
+int jobs_respond_stored(struct http_req *r, struct rcache_flight *flight, const char *key,
+                        const char *version, const char *content_type, char *body, size_t len,
+                        const char *etag);
 
 #endif

@@ -1,5 +1,11 @@
 /*
  * lrfind.c - see lrfind.h. Everything is scoped by the caller's team.
+ *
+ * The two GETs of a result are tagged like a job's trials (etag.h: the
+ * job's latest event seq, which moves with every trial change), answered
+ * 304 from memory for an unchanged poll, and their bodies are rendered
+ * once per seq and kept in the jobs' response cache (jobs.h); a 409 (no
+ * result yet) is neither tagged nor kept.
  */
 #include "server/lrfind.h"
 
@@ -10,9 +16,12 @@
 
 #include "lib/pgjson.h"
 #include "nn/lrfind.h"
+#include "server/events.h"
 #include "server/imagejobs.h"
 #include "server/jobs.h"
+#include "server/rcache.h"
 #include "server/resource.h"
+#include "server/server.h"
 #include "server/validate.h"
 #include "trainers/family.h"
 
@@ -306,14 +315,25 @@ out:
  * as a new object) and its family; NULL after answering 404 (no such job,
  * or not an lr_find job) or 409 (no result yet, or never). */
 static cJSON *fetch_record(struct http_req *r, char *family, size_t family_len, char *state,
-                           size_t state_len, int *ret)
+                           size_t state_len, char job_id[37], int64_t *seq, int *ret)
 {
+    uint64_t epoch = events_epoch(r->srv->events);
     PGresult *res = resource_fetch(r, "job_id", "job",
         "SELECT j.strategy, j.state, j.error, j.models[1],"
         " (SELECT t.details -> 'lr_find' FROM trials t WHERE t.job_id = j.id"
-        "   AND t.state = 'succeeded' AND t.details ? 'lr_find' ORDER BY t.seq DESC LIMIT 1)::text"
-        " FROM jobs j WHERE j.id = $1 AND j.team_id = $2", ret);
+        "   AND t.state = 'succeeded' AND t.details ? 'lr_find' ORDER BY t.seq DESC LIMIT 1)::text,"
+        " j.id, coalesce(h.seq, 0), coalesce(h.job_seq, 0), coalesce(h.board_seq, 0)"
+        " FROM jobs j LEFT JOIN job_event_heads h ON h.job_id = j.id"
+        " WHERE j.id = $1 AND j.team_id = $2", ret);
     if (res == NULL) return NULL;
+    /* What was read is what the tag says (one statement, one snapshot). */
+    struct events_job known;
+    snprintf(known.team_id, sizeof known.team_id, "%s", r->auth.team_id);
+    for (int v = 0; v < EVENTS_VIEWS; v++)
+        known.seq[v] = strtoll(PQgetvalue(res, 0, 6 + v), NULL, 10);
+    snprintf(job_id, 37, "%s", PQgetvalue(res, 0, 5));
+    events_note(r->srv->events, job_id, &known, epoch);
+    *seq = known.seq[EVENTS_ALL];
     const char *id = http_param(r, "job_id");
     if (strcmp(PQgetvalue(res, 0, 0), "lr_find") != 0) {
         PQclear(res);
@@ -349,15 +369,26 @@ static cJSON *take(cJSON *from, const char *name)
     return it ? it : cJSON_CreateNull();
 }
 
+#define VARIANT_JSON "lrf.json"
+#define VARIANT_SVG "lrf.svg"
+
 int lrfind_get(struct http_req *r)
 {
     int ret;
-    char family[64], state[32];
-    cJSON *rec = fetch_record(r, family, sizeof family, state, sizeof state, &ret);
-    if (rec == NULL) return ret;
+    struct rcache_flight *flight;
+    if (jobs_from_memory(r, EVENTS_ALL, VARIANT_JSON, &flight, &ret)) return ret;
+    char family[64], state[32], job_id[37];
+    int64_t seq;
+    cJSON *rec = fetch_record(r, family, sizeof family, state, sizeof state, job_id, &seq, &ret);
+    if (rec == NULL || jobs_cached_at(r, job_id, VARIANT_JSON, seq, &flight, &ret)) {
+        rcache_abandon(jobs_responses(), flight);
+        cJSON_Delete(rec);
+        return ret;
+    }
     cJSON *out = cJSON_CreateObject();
     cJSON *curve = cJSON_CreateObject();
     if (out == NULL || curve == NULL) {
+        rcache_abandon(jobs_responses(), flight);
         cJSON_Delete(out);
         cJSON_Delete(curve);
         cJSON_Delete(rec);
@@ -375,7 +406,14 @@ int lrfind_get(struct http_req *r)
     for (size_t i = 0; i < sizeof rest / sizeof rest[0]; i++)
         cJSON_AddItemToObject(out, rest[i], take(rec, rest[i]));
     cJSON_Delete(rec);
-    return http_respond_json(r, 200, out);
+    char *text = cJSON_PrintUnformatted(out);
+    cJSON_Delete(out);
+    if (text == NULL) {
+        rcache_abandon(jobs_responses(), flight);
+        return MHD_NO;
+    }
+    return jobs_respond_job(r, flight, job_id, VARIANT_JSON, seq, "application/json", text,
+                            strlen(text));
 }
 
 /* A stored array of n numbers (null = NaN) into a new double array. */
@@ -393,9 +431,16 @@ static double *numbers(const cJSON *a, size_t n)
 int lrfind_get_svg(struct http_req *r)
 {
     int ret;
-    char family[64], state[32];
-    cJSON *rec = fetch_record(r, family, sizeof family, state, sizeof state, &ret);
-    if (rec == NULL) return ret;
+    struct rcache_flight *flight;
+    if (jobs_from_memory(r, EVENTS_ALL, VARIANT_SVG, &flight, &ret)) return ret;
+    char family[64], state[32], job_id[37];
+    int64_t seq;
+    cJSON *rec = fetch_record(r, family, sizeof family, state, sizeof state, job_id, &seq, &ret);
+    if (rec == NULL || jobs_cached_at(r, job_id, VARIANT_SVG, seq, &flight, &ret)) {
+        rcache_abandon(jobs_responses(), flight);
+        cJSON_Delete(rec);
+        return ret;
+    }
     const cJSON *cfgj = cJSON_GetObjectItemCaseSensitive(rec, "config");
     const cJSON *lrs = cJSON_GetObjectItemCaseSensitive(rec, "lrs");
     struct lrfind_config cfg;
@@ -432,6 +477,7 @@ int lrfind_get_svg(struct http_req *r)
     free(l);
     free(s);
     cJSON_Delete(rec);
+    if (rc != 0) rcache_abandon(jobs_responses(), flight);
     if (rc == LRFIND_ENODATA)
         return http_problem(r, 409, "lr-find-no-curve", "Nothing to draw", NULL,
                             "the range test recorded fewer than 2 finite losses");
@@ -440,5 +486,5 @@ int lrfind_get_svg(struct http_req *r)
         return http_problem(r, 500, "internal", "Bad stored result", NULL,
                             "the stored LR-finder record cannot be drawn%s%s", err[0] ? ": " : "", err);
     }
-    return http_respond_bytes(r, 200, "image/svg+xml", svg, len, NULL);
+    return jobs_respond_job(r, flight, job_id, VARIANT_SVG, seq, "image/svg+xml", svg, len);
 }

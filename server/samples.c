@@ -1,14 +1,30 @@
 /*
  * samples.c - see samples.h. The handler reads the data set's row (404
  * for another team's, or a table), finds the class and rank of sample n
- * from the profile, answers 304 when the client has it already, and
- * otherwise walks the stored archive until the visitor hands that image
- * over. Only the wanted image's pixels are kept (scaled down in the
- * callback); the walk stops there, so sample 0 costs one image's decode
- * and the last one at most the archive's whole walk.
+ * from the profile, answers 304 when the client has it already, then
+ * looks the thumbnail up in memory, and otherwise walks the stored archive
+ * until the visitor hands that image over. Only the wanted image's pixels
+ * are kept (scaled down in the callback); the walk stops there, so sample
+ * 0 costs one image's decode and the last one at most the archive's whole
+ * walk.
+ *
+ * Thumbnails in memory (rcache.h): keyed by the blob's SHA-256 and n, so
+ * the same bytes are the same key whoever asks (the row read above has
+ * already said whether the caller may see them); at most
+ * SAMPLES_CACHE_BYTES. Requests for one thumbnail that is being made wait
+ * for that walk (single flight) instead of walking too.
+ *
+ * Walks at once: at most SAMPLES_WALKS; behind them at most
+ * SAMPLES_WALK_QUEUE requests wait, each at most SAMPLES_WALK_WAIT_MS, and
+ * any other is answered 503 with Retry-After (gate.h). Why a short queue
+ * and not a plain 503: the dashboard asks for a data set's whole grid of
+ * samples at once (5 a class), and a brief wait serves that burst in turn
+ * without errors; why not a long one: a waiting request holds one of the
+ * server's few worker threads, which polls and health checks need too.
  */
 #include "server/samples.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +34,81 @@
 #include "lib/imageset.h"
 #include "lib/log.h"
 #include "server/etag.h"
+#include "server/gate.h"
+#include "server/rcache.h"
 #include "server/resource.h"
 
 /* Bump when the thumbnails change (size, filter, encoding), so that tags
  * an older server gave never match. */
 #define SAMPLES_FORMAT "t1"
+
+#define SAMPLES_CACHE_BYTES ((size_t)16 << 20)
+#define SAMPLES_WALKS 2
+#define SAMPLES_WALK_QUEUE 4
+#define SAMPLES_WALK_WAIT_MS 3000
+#define SAMPLES_FLIGHT_WAIT_MS 10000
+#define SAMPLES_RETRY_AFTER "1"
+
+static struct rcache *thumbs;
+static struct gate walks;
+static int walks_ok;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static void samples_init(void)
+{
+    thumbs = rcache_new(SAMPLES_CACHE_BYTES);
+    walks_ok = gate_init(&walks, SAMPLES_WALKS, SAMPLES_WALK_QUEUE) == 0;
+}
+
+/* A problem+json body handed out by a content reader (http_respond_callback
+ * is the answer that takes extra headers: Retry-After). */
+struct fixed_body { char *text; size_t len; };
+
+static ssize_t fixed_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct fixed_body *b = cls;
+    if (pos >= b->len) return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t n = b->len - (size_t)pos < max ? b->len - (size_t)pos : max;
+    memcpy(buf, b->text + pos, n);
+    return (ssize_t)n;
+}
+
+static void fixed_free(void *cls)
+{
+    struct fixed_body *b = cls;
+    if (b) free(b->text);
+    free(b);
+}
+
+/* 503: too many archive walks at once; try again in a second. */
+static int too_busy(struct http_req *r)
+{
+    cJSON *p = cJSON_CreateObject();
+    struct fixed_body *b = calloc(1, sizeof *b);
+    if (p == NULL || b == NULL) {
+        cJSON_Delete(p);
+        free(b);
+        return MHD_NO;
+    }
+    cJSON_AddStringToObject(p, "type", "/problems/busy");
+    cJSON_AddStringToObject(p, "title", "Service unavailable");
+    cJSON_AddNumberToObject(p, "status", 503);
+    cJSON_AddStringToObject(p, "detail", "too many sample images are being read from their "
+                                         "archives at once; try again in " SAMPLES_RETRY_AFTER
+                                         " s (Retry-After)");
+    cJSON_AddStringToObject(p, "instance", r->path ? r->path : "");
+    cJSON_AddStringToObject(p, "request_id", r->request_id);
+    b->text = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    if (b->text == NULL) {
+        free(b);
+        return MHD_NO;
+    }
+    b->len = strlen(b->text);
+    const char *headers[] = {"Retry-After", SAMPLES_RETRY_AFTER, NULL};
+    return http_respond_callback(r, 503, b->len, "application/problem+json", headers, fixed_read,
+                                 b, fixed_free);
+}
 
 int samples_of_class(const char *layout, const cJSON *cls)
 {
@@ -152,12 +238,33 @@ int samples_get(struct http_req *r)
         return http_respond_not_modified(r, etag);
     }
 
+    pthread_once(&once, samples_init);
+    char key[ETAG_MAX + 32];
+    snprintf(key, sizeof key, "%s/%ld", sha, n);
+    struct rcache_flight *flight = NULL;
+    if (thumbs) {
+        struct rcache_body hit;
+        if (rcache_get(thumbs, key, SAMPLES_FORMAT, SAMPLES_FLIGHT_WAIT_MS, &hit, &flight) ==
+            RCACHE_HIT) {
+            cJSON_Delete(classes);
+            return http_respond_bytes(r, 200, "image/png", hit.data, hit.len, etag);
+        }
+    }
+    if (!walks_ok || gate_enter(&walks, SAMPLES_WALK_WAIT_MS) < 0) {
+        rcache_abandon(thumbs, flight);
+        cJSON_Delete(classes);
+        log_msg(LOG_WARN, "sample %ld of data set %s: too many archive walks at once", n,
+                http_param(r, "dataset_id"));
+        return too_busy(r);
+    }
     PGresult *begin = PQexec(r->db.pg, "BEGIN READ ONLY");
     int began = PQresultStatus(begin) == PGRES_COMMAND_OK;
     PQclear(begin);
     char err[256];
     struct blob_reader *b = began ? blob_reader_open(r->db.pg, lo, zstd, err, sizeof err) : NULL;
     if (b == NULL) {
+        gate_leave(&walks);
+        rcache_abandon(thumbs, flight);
         if (began) PQclear(PQexec(r->db.pg, "ROLLBACK"));
         cJSON_Delete(classes);
         return http_problem_db_unavailable(r, "reading the data set");
@@ -169,8 +276,10 @@ int samples_get(struct http_req *r)
     int rc = imageset_visit(&src, &lim, 0, on_image, &w, NULL, &e);
     blob_reader_close(b);
     PQclear(PQexec(r->db.pg, "COMMIT"));
+    gate_leave(&walks);
 
     if (!w.found) {
+        rcache_abandon(thumbs, flight);
         const char *id = http_param(r, "dataset_id");
         if (w.failed == IMAGE_ENOMEM || rc == IMAGESET_ENOMEM)
             ret = http_problem(r, 500, "internal", "Internal error", NULL, "out of memory");
@@ -196,9 +305,17 @@ int samples_get(struct http_req *r)
     size_t len;
     rc = image_encode_png(&w.thumb, &png, &len, err, sizeof err);
     image_pixels_free(&w.thumb);
-    if (rc != 0)
+    if (rc != 0) {
+        rcache_abandon(thumbs, flight);
         return http_problem(r, 500, "internal", "Internal error", NULL, "encoding the sample: %s",
                             err);
+    }
+    if (thumbs) {
+        struct rcache_body put = {.data = (char *)png, .len = len};
+        snprintf(put.etag, sizeof put.etag, "%s", etag);
+        snprintf(put.content_type, sizeof put.content_type, "image/png");
+        rcache_put(thumbs, flight, key, SAMPLES_FORMAT, &put);
+    }
     /* private, no-cache (http_respond_bytes): the browser keeps it and
      * revalidates with the tag, which costs no archive read. */
     return http_respond_bytes(r, 200, "image/png", (char *)png, len, etag);

@@ -9,6 +9,8 @@
  *    (below);
  *  - the SVG is served as image/svg+xml, is well-formed and marks the
  *    suggestion;
+ *  - both carry an ETag of their own: the same tag is a 304, a repeat
+ *    the same bytes;
  *  - a 422 names each bad field; a job that is not an LR finder is 404,
  *    one that failed is 409 lr-find-failed;
  *  - a cnn on an image data set (digits8x8.zip) runs its own range test
@@ -48,6 +50,21 @@ static struct th_resp get(const char *job, const char *tail)
     struct th_resp r;
     assert_int_equal(th_http(&th_jobs.srv, "GET", path, th_jobs.srv.key, NULL, NULL, 0, &r), 0);
     return r;
+}
+
+/* GET /v1/jobs/{job}{tail} with If-None-Match: tag; the status. */
+static long get_tagged(const char *job, const char *tail, const char *tag)
+{
+    char path[200], auth[200], inm[200];
+    snprintf(path, sizeof path, "/v1/jobs/%s%s", job, tail);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", th_jobs.srv.key);
+    snprintf(inm, sizeof inm, "If-None-Match: %s", tag);
+    const char *h[] = {auth, inm, NULL};
+    struct th_resp r;
+    assert_int_equal(th_http_headers(&th_jobs.srv, "GET", path, h, NULL, 0, &r), 0);
+    long status = r.status;
+    th_resp_free(&r);
+    return status;
 }
 
 static struct th_resp post_lrfind(const char *body)
@@ -264,6 +281,31 @@ static void iris_mlp_suggestion_is_good(void **state)
     assert_well_formed(r.body);
     assert_non_null(strstr(r.body, "id=\"suggestion\""));
     assert_non_null(strstr(r.body, "valley: "));
+    th_resp_free(&r);
+
+    /* Both are tagged: the same tag is a 304 (a poll from memory), the
+     * JSON's tag is not the drawing's, and a repeat is the same bytes. */
+    static const char *const tails[] = {"/lr-find", "/lr-find.svg"};
+    char tags[2][128];
+    for (int i = 0; i < 2; i++) {
+        struct th_resp a = get(id, tails[i]), b = get(id, tails[i]);
+        assert_int_equal(a.status, 200);
+        assert_int_equal(b.status, 200);
+        assert_true(strlen(a.etag) > 4);
+        assert_string_equal(a.etag, b.etag);
+        assert_int_equal(a.body_len, b.body_len);
+        assert_memory_equal(a.body, b.body, a.body_len);
+        snprintf(tags[i], sizeof tags[i], "%s", a.etag);
+        assert_int_equal(get_tagged(id, tails[i], a.etag), 304);
+        assert_int_equal(get_tagged(id, tails[i], "\"p1-0-lrf.json\""), 200);
+        th_resp_free(&a);
+        th_resp_free(&b);
+    }
+    assert_string_not_equal(tags[0], tags[1]);
+    assert_int_equal(get_tagged(id, "/lr-find.svg", tags[0]), 200);
+    /* An answer that is not a result (here a 404: not a finder) has no tag. */
+    r = get(search_id, "/lr-find");
+    assert_string_equal(r.etag, "");
     th_resp_free(&r);
 }
 

@@ -3,7 +3,10 @@
  * own pixels (read here with lib/imageset's visitor) as PNGs, listed in
  * the preview's sample_urls; an unchanged tag is a 304; a large image is
  * scaled down to 128 px; an IDX pair's samples are the first images of
- * each label; and every n or data set that names no sample is a 404. */
+ * each label; and every n or data set that names no sample is a 404. A
+ * thumbnail once made is kept in memory: it is still served, the same
+ * bytes, after its stored archive has been overwritten with zeros, while
+ * a sample not made before now fails to be read from it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -324,6 +327,88 @@ static void idx_samples_are_the_first_of_each_label(void **state)
     free(lb.p);
 }
 
+/* The body of GET path: status, and a copy of the bytes (caller frees). */
+static long get_bytes(const char *path, char **body, size_t *len)
+{
+    struct th_resp r;
+    assert_int_equal(th_http(&srv, "GET", path, srv.key, NULL, NULL, 0, &r), 0);
+    long status = r.status;
+    *len = r.body_len;
+    *body = malloc(r.body_len + 1);
+    assert_non_null(*body);
+    memcpy(*body, r.body, r.body_len);
+    if (status >= 400) {
+        assert_non_null(strstr(r.content_type, "application/problem+json"));
+        fprintf(stderr, "GET %s -> %ld %s\n", path, status, r.body);
+    }
+    th_resp_free(&r);
+    return status;
+}
+
+static void thumbnails_are_kept_and_need_no_second_walk(void **state)
+{
+    /* Two classes of three 16x16 grey images, each its own shade. */
+    enum { N = 6, S = 16 };
+    const char *names[N] = {"a/1.png", "a/2.png", "a/3.png", "b/1.png", "b/2.png", "b/3.png"};
+    struct imgfix_buf files[N];
+    uint16_t px[S * S];
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < S * S; k++) px[k] = (uint16_t)((i * 40 + k) & 0xff);
+        files[i] = imgfix_png(S, S, 0 /* grey */, 8, 0, px, NULL, 0, NULL, 0);
+    }
+    struct imgfix_buf zip = imgfix_archive("zip", N, names, files);
+    char id[64], path[256];
+    snprintf(id, sizeof id, "%s", upload("kept", "application/zip", zip.p, zip.len));
+    free(zip.p);
+    for (int i = 0; i < N; i++) free(files[i].p);
+
+    /* Samples 0, 1 and 3 made once, and again: the same bytes. */
+    static const int made[] = {0, 1, 3};
+    char *first[3];
+    size_t first_len[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "/v1/datasets/%s/samples/%d", id, made[i]);
+        assert_int_equal(get_bytes(path, &first[i], &first_len[i]), 200);
+        char *again;
+        size_t again_len;
+        assert_int_equal(get_bytes(path, &again, &again_len), 200);
+        assert_int_equal(again_len, first_len[i]);
+        assert_memory_equal(again, first[i], again_len);
+        free(again);
+    }
+
+    /* Overwrite the stored archive (its large object) with zeros. */
+    PGconn *pg = th_db_connect(&db);
+    assert_non_null(pg);
+    const char *p[1] = {id};
+    PGresult *res = PQexecParams(pg,
+        "SELECT lo_put(b.lo, 0, decode(repeat('00', length(lo_get(b.lo))), 'hex'))"
+        "  FROM datasets d JOIN blobs b ON b.id = d.blob_id WHERE d.id = $1",
+        1, NULL, p, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) fail_msg("lo_put: %s", PQerrorMessage(pg));
+    assert_int_equal(PQntuples(res), 1);
+    PQclear(res);
+    PQfinish(pg);
+
+    /* What was made is served from memory, byte for byte ... */
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "/v1/datasets/%s/samples/%d", id, made[i]);
+        char *now;
+        size_t now_len;
+        assert_int_equal(get_bytes(path, &now, &now_len), 200);
+        assert_int_equal(now_len, first_len[i]);
+        assert_memory_equal(now, first[i], now_len);
+        free(now);
+        free(first[i]);
+    }
+    /* ... and a sample never made would need the archive, which is gone. */
+    snprintf(path, sizeof path, "/v1/datasets/%s/samples/2", id);
+    char *broken;
+    size_t broken_len;
+    assert_int_equal(get_bytes(path, &broken, &broken_len), 500);
+    free(broken);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +416,7 @@ int main(void)
         cmocka_unit_test(tables_have_no_samples),
         cmocka_unit_test(large_images_are_scaled_down),
         cmocka_unit_test(idx_samples_are_the_first_of_each_label),
+        cmocka_unit_test(thumbnails_are_kept_and_need_no_second_walk),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
