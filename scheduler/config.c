@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "scheduler/retention.h"
 #include "scheduler/slots.h"
 
 void config_usage(FILE *out)
@@ -31,6 +32,10 @@ void config_usage(FILE *out)
             "  --sweep-seconds S         safety-net poll interval (default 5)\n"
             "  --memory-limit-mb N       passed to trainers as PODIUM_MEMORY_LIMIT_MB\n"
             "  --id NAME                 this scheduler's lease owner name (default hostname:pid)\n"
+            "  --events-retention TIME   delete the progress events of jobs finished this long\n"
+            "                            ago: N[s|m|h|d], 0 or never to keep them (default 7d)\n"
+            "  --events-progress-cap N   keep at most the newest N progress events of a running\n"
+            "                            job, 0 for no cap (default 10000)\n"
             "  --log-level LEVEL         debug, info, warn or error [PODIUM_LOG_LEVEL]\n"
             "  --version                 print the version and exit\n"
             "  --help                    this text\n\n"
@@ -64,6 +69,8 @@ int config_parse(struct sched_config *c, int argc, char **argv, FILE *out, char 
     c->heartbeat_seconds = 10;
     c->sweep_seconds = 5;
     c->kill_grace_ms = 3000;
+    c->events_retention = RETENTION_DEFAULT_SECONDS;
+    c->events_progress_cap = RETENTION_DEFAULT_CAP;
     env = getenv("PODIUM_LOG_LEVEL");
     snprintf(c->log_level, sizeof c->log_level, "%s", env ? env : "info");
     char host[200] = "localhost";
@@ -93,6 +100,8 @@ int config_parse(struct sched_config *c, int argc, char **argv, FILE *out, char 
         {"sweep-seconds", required_argument, NULL, 'S'},
         {"memory-limit-mb", required_argument, NULL, 'm'},
         {"id", required_argument, NULL, 'i'},
+        {"events-retention", required_argument, NULL, 'R'},
+        {"events-progress-cap", required_argument, NULL, 'P'},
         {"log-level", required_argument, NULL, 'l'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -133,6 +142,13 @@ int config_parse(struct sched_config *c, int argc, char **argv, FILE *out, char 
         case 'i':
             if (optarg[0] == '\0') goto bad;
             snprintf(c->id, sizeof c->id, "%s", optarg);
+            break;
+        case 'R':
+            if (retention_parse(optarg, &c->events_retention) < 0) goto bad;
+            break;
+        case 'P':
+            if (int_arg(optarg, 0, 100000000, &v) < 0) goto bad;
+            c->events_progress_cap = (int)v;
             break;
         case 'l': snprintf(c->log_level, sizeof c->log_level, "%s", optarg); break;
         case 'V': fprintf(out, "podium-scheduler %s\n", PODIUM_VERSION); return CONFIG_EXIT_OK;

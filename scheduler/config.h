@@ -23,6 +23,8 @@ struct sched_config {
     char log_level[16];
     int memory_limit_mb;        /* 0 = none */
     int kill_grace_ms;          /* SIGTERM -> SIGKILL after a timeout */
+    long long events_retention; /* seconds; -1 = keep all (retention.h) */
+    int events_progress_cap;    /* 0 = none */
 };
 
 enum { CONFIG_RUN = 0, CONFIG_EXIT_OK = 1, CONFIG_EUSAGE = -1 };

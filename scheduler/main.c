@@ -3,6 +3,7 @@
  * Parses the options (config.h), starts the scheduler (sched.h) on the
  * default libuv loop and runs it until SIGTERM/SIGINT has been handled
  * (sched_stop: children stopped and their trials handed back), then exits 0.
+ * Event retention (retention.h) runs beside it on the same loop.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -13,11 +14,15 @@
 
 #include "lib/log.h"
 #include "scheduler/config.h"
+#include "scheduler/retention.h"
 #include "scheduler/sched.h"
+
+static struct retention *retention;
 
 static void on_signal(uv_signal_t *h, int signum)
 {
     log_msg(LOG_INFO, "received %s: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    retention_stop(retention);
     sched_stop(h->data);
 }
 
@@ -40,6 +45,9 @@ int main(int argc, char **argv)
         log_msg(LOG_ERROR, "cannot start: %s", err);
         return 1;
     }
+    retention = retention_new(loop, cfg.database_url, cfg.events_retention,
+                              cfg.events_progress_cap);
+    if (retention == NULL) log_msg(LOG_WARN, "events retention: out of memory; not running");
     uv_signal_t sigterm, sigint;
     uv_signal_init(loop, &sigterm);
     uv_signal_init(loop, &sigint);
@@ -58,6 +66,7 @@ int main(int argc, char **argv)
     uv_close((uv_handle_t *)&sigint, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     sched_free(s);
+    retention_free(retention);
     uv_loop_close(loop);
     log_msg(LOG_INFO, "stopped");
     return 0;

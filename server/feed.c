@@ -32,6 +32,8 @@
 #define EVENT_COLUMNS                                                                   \
     "seq, type, trial_id, data, " PGJSON_TS("created_at") " AS created_at,"             \
     " type = 'job_state' AND data->>'state' IN ('succeeded', 'failed', 'cancelled') AS final"
+/* Their columns in a read_events result (column 0: compacted_seq). */
+enum { EV_SEQ = 1, EV_TYPE = 2, EV_FINAL = 6 };
 
 /* A non-negative decimal of at most 18 digits. */
 static int parse_seq(const char *s, int64_t *out)
@@ -90,7 +92,12 @@ static int is_final(const char *state)
            strcmp(state, "cancelled") == 0;
 }
 
-/* Events (after, upto] of job, at most FEED_BATCH. */
+/* Events (after, upto] of job, at most limit, and in the same snapshot
+ * the job's compacted_seq (migrations/0007): column 0 of every row, then
+ * EVENT_COLUMNS. Reading both at once is what makes "compacted" exact: a
+ * compaction that committed before this statement shows in both, one
+ * after it in neither. One row with a NULL seq when there is no event
+ * in the range; none when the job is gone. */
 static PGresult *read_events(struct pool_conn *db, const char *job_id, int64_t after,
                              int64_t upto, const char *limit)
 {
@@ -99,14 +106,30 @@ static PGresult *read_events(struct pool_conn *db, const char *job_id, int64_t a
     snprintf(u, sizeof u, "%" PRId64, upto);
     const char *p[4] = {job_id, a, u, limit};
     return pool_exec(db,
-        "SELECT " EVENT_COLUMNS " FROM job_events WHERE job_id = $1 AND seq > $2 AND seq <= $3"
-        " ORDER BY seq LIMIT $4", 4, p);
+        "SELECT h.compacted_seq, e.* FROM job_event_heads h LEFT JOIN LATERAL"
+        " (SELECT " EVENT_COLUMNS " FROM job_events"
+        "   WHERE job_id = h.job_id AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4) e ON true"
+        " WHERE h.job_id = $1 ORDER BY e.seq", 4, p);
+}
+
+/* The rows of a read_events result that hold an event. */
+static int n_events(const PGresult *res)
+{
+    int n = PQntuples(res);
+    return n == 1 && PQgetisnull(res, 0, EV_SEQ) ? 0 : n;
+}
+
+/* The job's compacted_seq in a read_events result (0 when gone). */
+static int64_t compacted_of(const PGresult *res)
+{
+    return PQntuples(res) > 0 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
 }
 
 static cJSON *event_json(const PGresult *res, int row)
 {
     cJSON *e = pgjson_row(res, row);
     cJSON_DeleteItemFromObject(e, "final");
+    cJSON_DeleteItemFromObject(e, "compacted_seq");
     return e;
 }
 
@@ -119,7 +142,7 @@ static int feed_json(struct http_req *r, int64_t after)
     if (resource_query_int(r, "limit", 1, 1000, 100, &limit, &ret) < 0) return ret;
     char variant[64];
     snprintf(variant, sizeof variant, "events.%" PRId64 ".%ld", after, limit);
-    if (jobs_poll_from_memory(r, EVENTS_ALL, variant, 0, &ret)) return ret;
+    if (jobs_poll_from_memory(r, EVENTS_ALL, variant, 1, &ret)) return ret;
 
     PGresult *head = fetch_head(r, &ret);
     if (head == NULL) return ret;
@@ -138,8 +161,9 @@ static int feed_json(struct http_req *r, int64_t after)
         PQclear(res);
         return ret;
     }
-    int n = PQntuples(res);
-    int64_t last = n > 0 ? strtoll(PQgetvalue(res, n - 1, 0), NULL, 10) : after;
+    int n = n_events(res);
+    int64_t last = n > 0 ? strtoll(PQgetvalue(res, n - 1, EV_SEQ), NULL, 10) : after;
+    int64_t compacted = compacted_of(res);
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "job_id", job_id);
     cJSON_AddStringToObject(out, "state", state);
@@ -147,12 +171,17 @@ static int feed_json(struct http_req *r, int64_t after)
     cJSON_AddNumberToObject(out, "last_seq", (double)last);
     cJSON_AddNumberToObject(out, "latest_seq", (double)latest);
     cJSON_AddBoolToObject(out, "has_more", last < latest);
+    cJSON_AddNumberToObject(out, "compacted_seq", (double)compacted);
+    cJSON_AddBoolToObject(out, "compacted", after < compacted);
     cJSON *items = cJSON_AddArrayToObject(out, "items");
     for (int i = 0; i < n; i++) cJSON_AddItemToArray(items, event_json(res, i));
     PQclear(res);
 
+    /* Weak: retention deletes progress events without a new seq, so a
+     * body cached before that is confirmed by a 304 although it lists
+     * more progress events than a fresh one (nothing less, nothing else). */
     char etag[ETAG_MAX];
-    etag_job(etag, latest, variant, 0);
+    etag_job(etag, latest, variant, 1);
     if (etag_match(http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH), etag)) {
         cJSON_Delete(out);
         return http_respond_not_modified(r, etag);
@@ -172,6 +201,7 @@ struct stream {
     int64_t known;             /* the head seq read when the stream began */
     int64_t next_ping_ms;
     int64_t retry_at_ms;       /* after a failed read; 0: none */
+    int64_t compacted_told;    /* the compacted_seq of the last "compacted" sent */
     int finished;              /* the final job_state is in out */
     char *out;
     size_t len, off, cap;
@@ -208,22 +238,38 @@ static int fill(struct stream *s)
         PQclear(res);
         return -1;
     }
-    for (int i = 0; i < PQntuples(res) && !s->finished; i++) {
+    /* Progress events after the last one sent were deleted by retention
+     * (migrations/0007): say so before the events that remain, once per
+     * compaction that overtook the stream. The notice has no id, so a
+     * reconnection's Last-Event-ID stays the last event's. */
+    int64_t compacted = compacted_of(res);
+    if (compacted > s->sent && compacted > s->compacted_told) {
+        char note[160];
+        int n = snprintf(note, sizeof note,
+                         "event: compacted\ndata: {\"after\":%" PRId64 ",\"compacted_seq\":%" PRId64
+                         "}\n\n", s->sent, compacted);
+        if (out_append(s, note, (size_t)n) < 0) {
+            PQclear(res);
+            return -1;
+        }
+        s->compacted_told = compacted;
+    }
+    for (int i = 0; i < n_events(res) && !s->finished; i++) {
         cJSON *e = event_json(res, i);
         char *data = e ? cJSON_PrintUnformatted(e) : NULL;
         cJSON_Delete(e);
         if (data == NULL) break;
         char head[160];
-        int n = snprintf(head, sizeof head, "id: %s\nevent: %s\ndata: ", PQgetvalue(res, i, 0),
-                         PQgetvalue(res, i, 1));
+        int n = snprintf(head, sizeof head, "id: %s\nevent: %s\ndata: ",
+                         PQgetvalue(res, i, EV_SEQ), PQgetvalue(res, i, EV_TYPE));
         int rc = out_append(s, head, (size_t)n);
         if (rc == 0) rc = out_append(s, data, strlen(data));
         if (rc == 0) rc = out_append(s, "\n\n", 2);
         cJSON_free(data);
         if (rc < 0) break;
-        s->sent = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        s->sent = strtoll(PQgetvalue(res, i, EV_SEQ), NULL, 10);
         s->w.seen = s->sent;
-        if (PQgetvalue(res, i, 5)[0] == 't') s->finished = 1;
+        if (PQgetvalue(res, i, EV_FINAL)[0] == 't') s->finished = 1;
     }
     PQclear(res);
     return 0;

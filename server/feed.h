@@ -20,6 +20,28 @@
  *
  * A stream with nothing to send suspends its connection (events.h), so an
  * open stream costs a connection slot and a little memory, not a thread.
+ *
+ * Compaction (migrations/0007): the scheduler deletes old trial_progress
+ * events, and only those, and records in the job's compacted_seq that
+ * every progress event up to it is gone. seq numbers are never reused, so
+ * what remains is still in order, with holes. A reader whose position
+ * (after, Last-Event-ID, or a live stream's last event) is below
+ * compacted_seq is told, never silently skipped:
+ *
+ *   - JSON: every answer has "compacted_seq" (0: nothing ever deleted)
+ *     and "compacted": true when after < compacted_seq, i.e. progress
+ *     events of (after, compacted_seq] are missing from this page and the
+ *     next ones. Its tag is weak (W/), since a compaction changes the body
+ *     without a new event.
+ *   - SSE: before the events that follow the position, one
+ *     "event: compacted" with data {"after": <position>, "compacted_seq":
+ *     N} and no id (Last-Event-ID stays the last real event's); the
+ *     stream then goes on. Sent again only if a later compaction overtakes
+ *     the stream once more (a slow reader of a running job with a cap).
+ *
+ * Either way the client refetches what it showed from progress events,
+ * the job and its trials (each trial has its latest progress), and keeps
+ * reading: every other event is still there.
  */
 #ifndef PODIUM_SERVER_FEED_H
 #define PODIUM_SERVER_FEED_H
