@@ -37,9 +37,18 @@ enum {
 
 /* A backend on CUDA device `device` (0 is the first visible one). NULL
  * with a message in err when the build has no CUDA backend, no such
- * device is visible, or a library fails to start. Free it with
+ * device is visible, the build's kernels cannot run on the GPU (its
+ * compute capability is not among CUDA_ARCHS), the cuDNN loaded is not
+ * the major version built against, or a library fails to start. Free it with
  * nn_backend_free, after every tensor it owns. */
 struct nn_backend *nn_backend_cuda_new(int device, int flags, char *err, size_t errlen);
+
+/* Whether CUDA device `device` is visible, without starting it (no
+ * context, no libraries): 0, or -1 with the reason in err ("no CUDA GPU
+ * is visible (...)", "CUDA device 2 does not exist (1 visible)", "this
+ * build has no CUDA backend (...)"). nn_backend_cuda_new checks this
+ * first; a trainer asks it before it reports anything (nn/device.h). */
+int nn_cuda_probe(int device, char *err, size_t errlen);
 
 /* Visible CUDA devices (0 when none, or when the build has no CUDA). */
 int nn_cuda_device_count(void);

@@ -16,6 +16,11 @@ struct nn_backend *nn_backend_cuda_new(int device, int flags, char *err, size_t 
     return NULL;
 }
 
+int nn_cuda_probe(int device, char *err, size_t errlen)
+{
+    return nn_backend_cuda_new(device, 0, err, errlen) ? 0 : -1;
+}
+
 int nn_cuda_device_count(void) { return 0; }
 
 int nn_cuda_device_name(int device, char *buf, size_t len)

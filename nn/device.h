@@ -29,6 +29,21 @@
  * not look for GPUs: a spec check can run anywhere. */
 int nn_device_check(const char *device, char *err, size_t errlen);
 
+enum nn_device_kind {
+    NN_DEVICE_CPU = 0,
+    NN_DEVICE_CUDA = 1,
+};
+
+/* Where device (NULL means "cpu") would run, decided without starting
+ * anything: NN_DEVICE_CPU, NN_DEVICE_CUDA, or -1 with a message that
+ * names it ('device "cuda": no CUDA GPU is visible (...)', 'device
+ * "cuda": this build has no CUDA backend (...)', 'device "cuda:3": CUDA
+ * device 3 does not exist (1 visible)', or nn_device_check's). "auto"
+ * without a visible GPU is NN_DEVICE_CPU. Cheap (no CUDA context), so a
+ * trainer asks it before it reports anything; nn_backend_for_device
+ * decides the same way. */
+int nn_device_resolve(const char *device, char *err, size_t errlen);
+
 /* The backend for device (NULL means "cpu"); cuda_flags are nn/cuda.h's
  * NN_CUDA_* (0: fp32). NULL with a message on failure; free the result
  * with nn_backend_free. */
@@ -36,7 +51,7 @@ struct nn_backend *nn_backend_for_device(const char *device, int threads, int cu
                                          char *err, size_t errlen);
 
 /* What trial results record. kind: "cpu" or "cuda". name: the GPU's name,
- * or the CPU's model name from /proc/cpuinfo ("" when unknown).
+ * or the CPU's from /proc/cpuinfo (nn_device_cpu_name; never "").
  * peak_memory_bytes: CUDA: the most device memory the backend held at
  * once (nn_cuda_peak_bytes); CPU: the process's peak resident set
  * (getrusage), the nearest thing to a device's memory there. */
@@ -51,5 +66,15 @@ void nn_device_describe(const struct nn_backend *be, struct nn_device_info *out)
 /* {"kind": ..., "name": ..., "peak_memory_bytes": ...} as a new cJSON
  * object (the caller cJSON_Deletes it), NULL when out of memory. */
 cJSON *nn_device_to_json(const struct nn_device_info *info);
+
+/* The CPU's name from the text of /proc/cpuinfo (NULL: none) and the
+ * machine's architecture (uname's machine, e.g. "aarch64"; NULL or "":
+ * "unknown"), into buf (never empty when len > 1). The first of: x86's
+ * (and some ARM kernels') "model name"; ARM's "Hardware" (the SoC); its
+ * "Model" (the board); the core from "CPU implementer" and "CPU part"
+ * ("ARM Neoverse-V2", else e.g. "Ampere CPU part 0xac3"); POWER's "cpu";
+ * else "<machine> CPU". Keys match whole ("cpu" is not "cpu family");
+ * each key's first non-empty line counts. */
+void nn_device_cpu_name(const char *cpuinfo, const char *machine, char *buf, size_t len);
 
 #endif

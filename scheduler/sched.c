@@ -610,7 +610,9 @@ static void trial_spawn(struct trial *t)
     char mem[64], gpu[64];
     snprintf(gpu, sizeof gpu, "CUDA_VISIBLE_DEVICES=%s", slots_visible_devices(&s->slots, &t->slot));
     const char *env[4] = {"PODIUM_TRIAL=1", gpu, NULL, NULL};
-    if (s->cfg.memory_limit_mb > 0) {
+    /* The limit is on address space (RLIMIT_AS), which a CUDA context
+     * reserves by the gigabyte without using it: GPU trials go without. */
+    if (s->cfg.memory_limit_mb > 0 && slots_visible_devices(&s->slots, &t->slot)[0] == '\0') {
         snprintf(mem, sizeof mem, "PODIUM_MEMORY_LIMIT_MB=%d", s->cfg.memory_limit_mb);
         env[2] = mem;
     }

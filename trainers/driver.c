@@ -30,7 +30,9 @@
 #include "lib/csv.h"
 #include "lib/log.h"
 #include "nn/device.h"
+#include "trainers/cnn.h"
 #include "trainers/cv.h"
+#include "trainers/darts.h"
 #include "trainers/imagedata.h"
 #include "trainers/lrtest.h"
 #include "trainers/metrics.h"
@@ -275,7 +277,8 @@ int driver_spec_parse(const cJSON *json, struct driver_spec *out,
             return set_err(e, DRIVER_EBADSPEC, "artifact", "artifact: path too long");
     }
     if ((it = cJSON_GetObjectItemCaseSensitive(json, "device")) != NULL && !cJSON_IsNull(it)) {
-        /* whether a GPU is there is the family's question, when it fits */
+        /* whether the GPU is there is driver_run's first question
+         * (check_device), so that a spec check runs anywhere */
         const char *d = cJSON_IsString(it) ? it->valuestring : "";
         if (nn_device_check(d, NULL, 0) != 0)
             return set_err(e, DRIVER_EBADSPEC, "device", "device: must be \"cpu\", \"cuda\" "
@@ -773,6 +776,28 @@ static int run_lr_find(struct run *r, struct driver_result *res)
     return DRIVER_OK;
 }
 
+/* The families that run on nn/device's backends; the others ignore
+ * "device" (and never see a GPU: the scheduler gives them none). */
+static int uses_device(const struct pd_family *f)
+{
+    return f == &pd_family_cnn || f == &pd_family_darts;
+}
+
+/* "device" decided before anything is loaded or reported, so that
+ * "cuda" without a GPU is a bad_spec on "device" up front, not after the
+ * trial's start events; "auto" without one is the CPU. Whether a visible
+ * GPU then starts is still the family's to report (nn_backend_for_device). */
+static int check_device(const struct driver_spec *spec, struct driver_error *e)
+{
+    if (!uses_device(spec->family)) return DRIVER_OK;
+    char msg[512] = "";
+    if (nn_device_resolve(spec->device, msg, sizeof msg) >= 0) return DRIVER_OK;
+    /* nn/device's message starts 'device "cuda": ...'; the field leads */
+    const char *why = strncmp(msg, "device ", 7) == 0 ? msg + 7 : msg;
+    return set_err(e, DRIVER_EBADSPEC, "device",
+                   "device: %s; \"auto\" trains on the CPU when no GPU is visible", why);
+}
+
 int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
                struct driver_result *res, struct driver_error *e)
 {
@@ -800,6 +825,7 @@ int driver_run(const struct driver_spec *spec, const struct driver_opts *o,
     int status;
     double t_start = now_s();
 
+    if ((status = check_device(spec, e)) != DRIVER_OK) goto out;
     if (spec->artifact) {
         /* fail before training, not after, when the artifact cannot be written */
         char probe[4200];

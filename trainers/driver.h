@@ -38,7 +38,9 @@
  *             (cnn, darts) runs (nn/device.h): "auto" takes the GPU when
  *             one is visible; "cuda" with no GPU visible, or in a build
  *             without the CUDA backend, is a bad_spec (field "device")
- *             saying which, when the family starts to fit. Any other
+ *             saying which, before anything is loaded or reported
+ *             (a visible GPU that fails to start is reported by the
+ *             family). Any other
  *             value is a bad_spec at once. Other families ignore it; the
  *             lr_find mode runs where the family would. (The
  *             scheduler adds it for GPU families.)                    "cpu"

@@ -10,6 +10,15 @@
  * fails, the cache is released and the call tried once more. Live blocks
  * are found by pointer in an open-addressing table. Called from the one
  * thread that drives the backend.
+ *
+ * Releasing device memory (cu_release): every kernel runs in order on the
+ * default stream, so a block handed back to the cache may be reused at
+ * once, but cudaFree'ing memory that a queued kernel may still read or
+ * write (the workspace when it grows between two cuDNN calls of one
+ * convolution backward, a freed tensor when the cache is full) needs the
+ * device to be idle first: CUDA documents only that cudaFree "may"
+ * synchronise, so we synchronise ourselves. It happens when a buffer
+ * grows or the cache overflows, not per step.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -103,6 +112,14 @@ static size_t live_take(struct cu_pool *p, void *k)
     return 0;
 }
 
+/* cudaFree after the device has finished every queued use of ptr. */
+static void cu_release(void *ptr)
+{
+    if (!ptr) return;
+    CU_CHECK(cudaDeviceSynchronize());
+    CU_CHECK(cudaFree(ptr));
+}
+
 static void held_add(struct cu_pool *p, size_t bytes)
 {
     p->held += bytes;
@@ -111,6 +128,7 @@ static void held_add(struct cu_pool *p, size_t bytes)
 
 static void cache_release(struct cu_pool *p)
 {
+    if (p->free_n) CU_CHECK(cudaDeviceSynchronize());
     for (size_t i = 0; i < p->free_n; i++) {
         CU_CHECK(cudaFree(p->free_p[i]));
         p->held -= p->free_b[i];
@@ -152,7 +170,7 @@ static float *cu_alloc(struct nn_backend *be, size_t n)
         held_add(p, bytes);
     }
     if (live_put(p, ptr, got) != 0) {
-        CU_CHECK(cudaFree(ptr));
+        cu_release(ptr); /* a cached block may still be in a queued kernel's hands */
         p->held -= got;
         return NULL;
     }
@@ -166,7 +184,7 @@ static void cu_free(struct nn_backend *be, float *ptr)
     size_t bytes = live_take(p, ptr);
     if (!bytes) cu_fatal(__FILE__, __LINE__, "free", "pointer not allocated by this backend");
     if (p->free_bytes + bytes > CACHE_MAX_BYTES) {
-        CU_CHECK(cudaFree(ptr));
+        cu_release(ptr);
         p->held -= bytes;
         return;
     }
@@ -177,7 +195,7 @@ static void cu_free(struct nn_backend *be, float *ptr)
         size_t *nb = np ? (size_t *)realloc(p->free_b, cap * sizeof *nb) : NULL;
         if (nb) p->free_b = nb;
         if (!np || !nb) { /* no room to remember it: give it back */
-            CU_CHECK(cudaFree(ptr));
+            cu_release(ptr);
             p->held -= bytes;
             return;
         }
@@ -194,7 +212,7 @@ void *cu_workspace(struct cu_ctx *c, size_t bytes)
     if (bytes <= c->ws_bytes) return c->ws;
     size_t want = (bytes + bytes / 4 + 255) & ~(size_t)255;
     if (c->ws) {
-        CU_CHECK(cudaFree(c->ws));
+        cu_release(c->ws); /* an earlier cuDNN call of this step may still use it */
         c->pool.held -= c->ws_bytes;
         c->ws = NULL;
         c->ws_bytes = 0;
@@ -214,7 +232,7 @@ double *cu_reduction(struct cu_ctx *c, size_t n)
     if (n > c->red_cap) {
         size_t cap = n < 1024 ? 1024 : n + n / 2;
         if (c->red) {
-            CU_CHECK(cudaFree(c->red));
+            cu_release(c->red);
             c->pool.held -= c->red_cap * sizeof(double);
         }
         CU_CHECK(cudaMalloc((void **)&c->red, cap * sizeof(double)));
@@ -237,8 +255,8 @@ void cu_ones_zeros(struct cu_ctx *c, size_t n, const float **ones, const float *
     if (n > c->oz_cap) {
         size_t cap = n < 1024 ? 1024 : n;
         if (c->ones) {
-            CU_CHECK(cudaFree(c->ones));
-            CU_CHECK(cudaFree(c->zeros));
+            cu_release(c->ones);
+            cu_release(c->zeros);
             c->pool.held -= 2 * c->oz_cap * sizeof(float);
         }
         CU_CHECK(cudaMalloc((void **)&c->ones, cap * sizeof(float)));
@@ -375,7 +393,7 @@ size_t nn_cuda_peak_bytes(const struct nn_backend *be)
     return is_cuda(be) ? ((const struct cu_ctx *)be->ctx)->pool.peak : 0;
 }
 
-struct nn_backend *nn_backend_cuda_new(int device, int flags, char *err, size_t errlen)
+int nn_cuda_probe(int device, char *err, size_t errlen)
 {
     int count = 0;
     cudaError_t ce = cudaGetDeviceCount(&count);
@@ -383,12 +401,21 @@ struct nn_backend *nn_backend_cuda_new(int device, int flags, char *err, size_t 
         cudaGetLastError();
         set_err(err, errlen, "no CUDA GPU is visible (%s)",
                 ce != cudaSuccess ? cudaGetErrorString(ce) : "the driver reports 0 devices");
-        return NULL;
+        return -1;
     }
     if (device < 0 || device >= count) {
         set_err(err, errlen, "CUDA device %d does not exist (%d visible)", device, count);
-        return NULL;
+        return -1;
     }
+    return 0;
+}
+
+struct nn_backend *nn_backend_cuda_new(int device, int flags, char *err, size_t errlen)
+{
+    if (nn_cuda_probe(device, err, errlen) != 0) return NULL;
+    cudaError_t ce;
+    cudaFuncAttributes fa;
+    size_t dnn_version = cudnnGetVersion();
     struct nn_backend *be = (struct nn_backend *)calloc(1, sizeof *be);
     struct cu_ctx *c = (struct cu_ctx *)calloc(1, sizeof *c);
     const char *what = NULL;
@@ -408,6 +435,23 @@ struct nn_backend *nn_backend_cuda_new(int device, int flags, char *err, size_t 
     }
     snprintf(c->name, sizeof c->name, "%s", prop.name);
     c->sm_count = prop.multiProcessorCount;
+    /* kernels compiled for none of this GPU's architectures (CUDA_ARCHS)
+     * would fail at their first launch, mid-training: say so now */
+    if ((ce = cudaFuncGetAttributes(&fa, k_fill)) != cudaSuccess) {
+        cudaGetLastError();
+        set_err(err, errlen, "CUDA device %d (%s, compute capability %d.%d): this build's kernels "
+                "cannot run on it (%s); rebuild with CUDA_ARCHS including %d%d",
+                device, c->name, prop.major, prop.minor, cudaGetErrorString(ce), prop.major, prop.minor);
+        goto fail;
+    }
+    /* cuDNN 9 numbers versions MAJOR*10000 + MINOR*100 + PATCH, cuDNN 8
+     * MAJOR*1000 + MINOR*100 + PATCH */
+    if ((dnn_version >= 10000 ? dnn_version / 10000 : dnn_version / 1000) != CUDNN_MAJOR) {
+        set_err(err, errlen, "CUDA device %d (%s): the cuDNN library loaded is version %zu, this "
+                "build was compiled against %d.%d", device, c->name, dnn_version, CUDNN_MAJOR,
+                CUDNN_MINOR);
+        goto fail;
+    }
     if (cublasCreate(&c->blas) != CUBLAS_STATUS_SUCCESS) {
         c->blas = NULL;
         what = "cublasCreate";

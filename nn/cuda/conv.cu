@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "nn/cuda/internal.h"
+#include "nn/gemm_colmajor.h"
 
 #define WS_LIMIT ((size_t)1 << 30)
 #define N_PERF 16
@@ -179,6 +180,9 @@ static void choose_fwd(struct cu_ctx *c, struct cu_conv_entry *e)
 {
     cudnnConvolutionFwdAlgoPerf_t perf[N_PERF];
     int n = 0, i = -1;
+    /* as the other two: the descriptor may hold a backward direction's
+     * math type when the entry's backward ran first */
+    CUDNN_CHECK(cudnnSetConvolutionMathType(e->cd, base_math(c)));
     if (cudnnFindConvolutionForwardAlgorithm(c->dnn, e->xd, e->wd, e->cd, e->yd, N_PERF, &n, perf) ==
         CUDNN_STATUS_SUCCESS)
         i = pick(c, perf, n);
@@ -307,17 +311,26 @@ void cu_conv2d_bwd(struct nn_backend *be, const struct nn_conv_desc *d, const fl
 
 /* --- linear layers: row-major through column-major cuBLAS ---------------------------
  *
- * Row-major [r, c] memory is column-major [c, r], i.e. the transpose. So
- *   y[n,out] = x[n,in] W^T        is  y^T = W x^T:     gemm(T, N, out, n, in)
- *   dx[n,in] += dy[n,out] W       is  dx^T = W^T dy^T: gemm(N, N, in, n, out)
- *   dW[out,in] += dy^T x          is  dW^T = x^T dy:   gemm(N, T, in, out, n)
+ * nn/gemm_colmajor.h chooses each product's arguments (transposes, sizes,
+ * leading dimensions, which buffer is A and B, beta); the same choice is
+ * checked on the CPU by tests/unit/test_nn_gemm_map.c through
+ * cblas_sgemm(CblasColMajor, ...).
  */
+static void linear_gemm(struct cu_ctx *c, const struct gemm_colmajor *g, const float *const ops[3],
+                        float *out)
+{
+    CUBLAS_CHECK(cublasSgemm(c->blas, g->transa ? CUBLAS_OP_T : CUBLAS_OP_N,
+                             g->transb ? CUBLAS_OP_T : CUBLAS_OP_N, g->m, g->n, g->k, &ONE, ops[g->a],
+                             g->lda, ops[g->b], g->ldb, &g->beta, out, g->ldc));
+}
+
 void cu_linear_fwd(struct nn_backend *be, int n, int in, int out, const float *x, const float *w,
                    const float *b, float *y)
 {
     struct cu_ctx *c = cu_ctx_of(be);
-    CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &ONE, w, in, x, in, &ZERO,
-                             y, out));
+    const float *ops[3] = {x, w, NULL};
+    struct gemm_colmajor g = gemm_colmajor_linear_fwd(n, in, out);
+    linear_gemm(c, &g, ops, y);
     if (b) cu_row_bias_add(c, y, b, n, out);
 }
 
@@ -325,11 +338,14 @@ void cu_linear_bwd(struct nn_backend *be, int n, int in, int out, const float *x
                    const float *dy, float *dx, float *dw, float *db)
 {
     struct cu_ctx *c = cu_ctx_of(be);
-    if (dx)
-        CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, &ONE, w, in, dy, out,
-                                 &ONE, dx, in));
-    if (dw)
-        CUBLAS_CHECK(cublasSgemm(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &ONE, x, in, dy, out,
-                                 &ONE, dw, in));
+    const float *ops[3] = {x, w, dy};
+    if (dx) {
+        struct gemm_colmajor g = gemm_colmajor_linear_bwd_data(n, in, out);
+        linear_gemm(c, &g, ops, dx);
+    }
+    if (dw) {
+        struct gemm_colmajor g = gemm_colmajor_linear_bwd_filter(n, in, out);
+        linear_gemm(c, &g, ops, dw);
+    }
     if (db) cu_row_bias_grad(c, db, dy, n, out);
 }

@@ -23,6 +23,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The legacy cuDNN API as cuDNN 8 and 9 have it: CUDNN_FMA_MATH and the
+ * *_v7 algorithm queries are cuDNN 8's; cuDNN 9 deprecates (but keeps)
+ * every descriptor-based call used here; nn_backend_cuda_new (backend.cu)
+ * refuses a library of another major version at run time. */
+#if !defined(CUDNN_MAJOR) || CUDNN_MAJOR < 8 || CUDNN_MAJOR > 9
+#error "the CUDA backend is written for cuDNN 8 or 9 (its legacy convolution API)"
+#endif
+
 extern "C" {
 #include "nn/backend.h"
 #include "nn/cuda.h"

@@ -12,7 +12,14 @@
  */
 #include "nn/cuda/internal.h"
 
+#include "nn/cuda/kernel_math.h"
 #include "nn/optim_math.h"
+
+/* atomicAdd on doubles (the reductions below) needs compute capability
+ * 6.0; the Makefile's CUDA_ARCHS are 80 and 90 */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 600
+#error "the CUDA backend needs compute capability 6.0 or later (CUDA_ARCHS)"
+#endif
 
 #define GRID_STRIDE(i, n)                                                        \
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < (n); \
@@ -85,16 +92,10 @@ void cu_mul_bwd(struct nn_backend *be, float *dx, const float *m, const float *d
     LAUNCH(be, n, k_mul_bwd, dx, m, dy, n);
 }
 
-/* splitmix64's finaliser over (seed, i): cpu_dropout_mask's exact rule */
+/* cpu_dropout_mask's exact rule (nn/cuda/kernel_math.h, tested on the host) */
 __global__ static void k_dropout_mask(float *m, size_t n, uint64_t thr, float keep, uint64_t seed)
 {
-    GRID_STRIDE(i, n) {
-        uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1);
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        z ^= z >> 31;
-        m[i] = (z >> 11) < thr ? 0.0f : keep;
-    }
+    GRID_STRIDE(i, n) m[i] = cu_dropout_at(seed, i, thr, keep);
 }
 
 void cu_dropout_mask(struct nn_backend *be, float *m, size_t n, float p, uint64_t seed)
@@ -232,6 +233,7 @@ __global__ static void k_softmax_bwd(float *dx, const float *y, const float *dy,
 void cu_softmax_fwd(struct nn_backend *be, float *y, const float *x, int rows, int k)
 {
     (void)be;
+    if (rows <= 0 || k <= 0) return; /* a grid of 0 blocks is a launch error */
     k_softmax_fwd<<<(rows + 127) / 128, 128>>>(y, x, rows, k);
     CU_LAUNCHED();
 }
@@ -239,6 +241,7 @@ void cu_softmax_fwd(struct nn_backend *be, float *y, const float *x, int rows, i
 void cu_softmax_bwd(struct nn_backend *be, float *dx, const float *y, const float *dy, int rows, int k)
 {
     (void)be;
+    if (rows <= 0 || k <= 0) return;
     k_softmax_bwd<<<(rows + 127) / 128, 128>>>(dx, y, dy, rows, k);
     CU_LAUNCHED();
 }
@@ -346,6 +349,7 @@ void cu_row_bias_add(struct cu_ctx *c, float *y, const float *b, int rows, int c
 void cu_row_bias_grad(struct cu_ctx *c, float *db, const float *dy, int rows, int cols)
 {
     (void)c;
+    if (cols <= 0) return;
     k_row_bias_grad<<<(cols + 127) / 128, 128>>>(db, dy, rows, cols);
     CU_LAUNCHED();
 }

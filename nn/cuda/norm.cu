@@ -6,7 +6,9 @@
  * pooling is a kernel of ours: the CPU backend (and PyTorch) send a
  * window's gradient to its FIRST maximum and keep that argmax in the
  * op's aux slots, which cuDNN does not promise; the backward gathers per
- * input element (no atomics, deterministic).
+ * input element (no atomics, deterministic). Both per-element rules are
+ * in nn/cuda/kernel_math.h, which tests/unit/test_nn_cuda_math.c runs on
+ * the host against the CPU backend.
  *
  * Training-mode batch norm is cuDNN's spatial batch norm: its saved mean
  * and inverse standard deviation are the table's `save` layout, its
@@ -17,77 +19,42 @@
  * statistics, which cuDNN's backward cannot take) is kernels of ours:
  * one pass for y, one per-channel reduction for the backward.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "nn/cuda/internal.h"
+#include "nn/cuda/kernel_math.h"
 
 static const float ONE = 1.0f, ZERO = 0.0f;
 
 /* --- max pooling ------------------------------------------------------------------- */
 
-struct pool_dims {
-    int n, c, h, w, kh, kw, sh, sw, ph, pw, ho, wo;
-};
-
-static struct pool_dims dims_of(const struct nn_pool_desc *d)
+static struct cu_pool_dims dims_of(const struct nn_pool_desc *d)
 {
-    struct pool_dims p = {d->n, d->c, d->h, d->w, d->kh, d->kw, d->sh, d->sw, d->ph, d->pw, d->ho, d->wo};
+    struct cu_pool_dims p = {d->n, d->c, d->h, d->w, d->kh, d->kw, d->sh, d->sw, d->ph, d->pw, d->ho, d->wo};
     return p;
 }
 
-__global__ static void k_maxpool_fwd(struct pool_dims d, const float *__restrict__ x,
+/* the per-element rules are nn/cuda/kernel_math.h's (tested on the host) */
+__global__ static void k_maxpool_fwd(struct cu_pool_dims d, const float *__restrict__ x,
                                      float *__restrict__ y, int32_t *__restrict__ arg, size_t total)
 {
     for (size_t o = blockIdx.x * (size_t)blockDim.x + threadIdx.x; o < total;
          o += (size_t)gridDim.x * blockDim.x) {
-        int ow = (int)(o % d.wo);
-        int oh = (int)((o / d.wo) % d.ho);
-        size_t plane = o / ((size_t)d.wo * d.ho);
-        const float *xp = x + plane * d.h * d.w;
-        int hs = oh * d.sh - d.ph, ws = ow * d.sw - d.pw;
-        int h0 = max(hs, 0), w0 = max(ws, 0);
-        int h1 = min(hs + d.kh, d.h), w1 = min(ws + d.kw, d.w);
-        int best = h0 * d.w + w0;
-        float v = xp[best];
-        for (int ih = h0; ih < h1; ih++)
-            for (int iw = w0; iw < w1; iw++) {
-                float t = xp[ih * d.w + iw];
-                if (t > v) {
-                    v = t;
-                    best = ih * d.w + iw;
-                }
-            }
-        y[o] = v;
+        int32_t best;
+        y[o] = cu_maxpool_out(d, x, o, &best);
         if (arg) arg[o] = best;
     }
 }
 
 /* dx[i] += sum of dy over the windows whose argmax is i */
-__global__ static void k_maxpool_bwd(struct pool_dims d, const int32_t *__restrict__ arg,
+__global__ static void k_maxpool_bwd(struct cu_pool_dims d, const int32_t *__restrict__ arg,
                                      const float *__restrict__ dy, float *__restrict__ dx, size_t total)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < total;
-         i += (size_t)gridDim.x * blockDim.x) {
-        int iw = (int)(i % d.w);
-        int ih = (int)((i / d.w) % d.h);
-        size_t plane = i / ((size_t)d.w * d.h);
-        int self = ih * d.w + iw;
-        /* windows oh with oh*sh - ph <= ih < oh*sh - ph + kh */
-        int oh0 = ih + d.ph - d.kh + 1, oh1 = ih + d.ph;
-        oh0 = oh0 <= 0 ? 0 : (oh0 + d.sh - 1) / d.sh;
-        oh1 = oh1 < 0 ? -1 : min(oh1 / d.sh, d.ho - 1);
-        int ow0 = iw + d.pw - d.kw + 1, ow1 = iw + d.pw;
-        ow0 = ow0 <= 0 ? 0 : (ow0 + d.sw - 1) / d.sw;
-        ow1 = ow1 < 0 ? -1 : min(ow1 / d.sw, d.wo - 1);
-        const int32_t *ap = arg + plane * d.ho * d.wo;
-        const float *gp = dy + plane * d.ho * d.wo;
-        float s = 0.0f;
-        for (int oh = oh0; oh <= oh1; oh++)
-            for (int ow = ow0; ow <= ow1; ow++)
-                if (ap[oh * d.wo + ow] == self) s += gp[oh * d.wo + ow];
-        dx[i] += s;
-    }
+         i += (size_t)gridDim.x * blockDim.x)
+        dx[i] += cu_maxpool_grad_in(d, arg, dy, i);
 }
 
 static void set_pool(struct cu_ctx *c, const struct nn_pool_desc *d)
@@ -232,6 +199,14 @@ __global__ static void k_bn_eval_dx(int c, size_t hw, size_t total, const float 
     }
 }
 
+/* cuDNN refuses an epsilon below CUDNN_BN_MIN_EPSILON (0 since cuDNN 8,
+ * 1e-5 before, which the models' 1e-5f, 9.99999975e-6 as a double, is
+ * just under). Clamping moves the result by less than float rounding. */
+static double bn_eps(float eps)
+{
+    return fmax((double)eps, (double)CUDNN_BN_MIN_EPSILON);
+}
+
 static void set_bn(struct cu_ctx *c, int n, int ch, size_t hw)
 {
     CUDNN_CHECK(cudnnSetTensor4dDescriptor(c->td_a, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, ch, (int)hw, 1));
@@ -244,6 +219,7 @@ void cu_bn_fwd(struct nn_backend *be, int n, int c, size_t hw, const float *x, c
 {
     struct cu_ctx *cx = cu_ctx_of(be);
     size_t total = (size_t)n * c * hw;
+    if (!total) return;
     if (!training) {
         k_bn_eval_save<<<(c + 255) / 256, 256>>>(c, rmean, rvar, eps, save);
         CU_LAUNCHED();
@@ -263,7 +239,7 @@ void cu_bn_fwd(struct nn_backend *be, int n, int c, size_t hw, const float *x, c
     }
     CUDNN_CHECK(cudnnBatchNormalizationForwardTraining(
         cx->dnn, CUDNN_BATCHNORM_SPATIAL, &ONE, &ZERO, cx->td_a, x, cx->td_a, y, cx->td_c,
-        gamma ? gamma : ones, beta ? beta : zeros, (double)momentum, rm, rv, (double)eps, save,
+        gamma ? gamma : ones, beta ? beta : zeros, (double)momentum, rm, rv, bn_eps(eps), save,
         save + c));
 }
 
@@ -273,6 +249,7 @@ void cu_bn_bwd(struct nn_backend *be, int n, int c, size_t hw, const float *x, c
 {
     struct cu_ctx *cx = cu_ctx_of(be);
     size_t total = (size_t)n * c * hw;
+    if (!total) return;
     if (!training) {
         if (dgamma || dbeta) {
             double *red = cu_reduction(cx, 2 * (size_t)c);
@@ -303,7 +280,8 @@ void cu_bn_bwd(struct nn_backend *be, int n, int c, size_t hw, const float *x, c
     const float beta_data = dx ? 1.0f : 0.0f;
     const float beta_param = (dgamma || dbeta) ? 1.0f : 0.0f;
     /* eps only matters when cuDNN recomputes the statistics, which it does
-     * not with saved mean and inverse deviation given */
+     * not with saved mean and inverse deviation given (the table's bn_bwd
+     * has no eps; 1e-5 is the models' and >= CUDNN_BN_MIN_EPSILON) */
     CUDNN_CHECK(cudnnBatchNormalizationBackward(
         cx->dnn, CUDNN_BATCHNORM_SPATIAL, &ONE, &beta_data, &ONE, &beta_param, cx->td_a, x, cx->td_a,
         dy, cx->td_a, pdx, cx->td_c, gamma ? gamma : ones, pdg, pdb, 1e-5, save, save + c));

@@ -20,7 +20,9 @@
  * the "cnn" and "darts" families' own fit on "cpu" and on "cuda" (their
  * optimizers on the device: the table's sgd_step/adam_step/sumsq), with
  * their epoch losses, predictions and reported device compared (the
- * tolerances are stated above fam_compare), and "auto" picking the GPU. */
+ * tolerances are stated above fam_compare), and "auto" picking the GPU.
+ * `test_nn_cuda --probe` only says whether a GPU is visible (exit 0) or
+ * why not (exit 1), for tests/gpu/run.sh. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -715,10 +717,21 @@ static void test_auto_device(void **st)
     pd_family_cnn.model_free(m);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     int n = nn_cuda_device_count();
     have_gpu = n > 0;
+    if (argc > 1 && strcmp(argv[1], "--probe") == 0) {
+        /* tests/gpu/run.sh: is there a GPU to test on? (exit 0: yes) */
+        char why[256] = "", name[256] = "";
+        if (nn_cuda_probe(0, why, sizeof why) != 0) {
+            printf("test_nn_cuda: %s\n", why);
+            return 1;
+        }
+        nn_cuda_device_name(0, name, sizeof name);
+        printf("test_nn_cuda: %d CUDA device(s), testing on %s\n", n, name);
+        return 0;
+    }
     if (!have_gpu) {
         char err[256] = "";
         struct nn_backend *be = nn_backend_cuda_new(0, 0, err, sizeof err);
