@@ -283,6 +283,27 @@ void aug_hflip(float *chw, int c, uint32_t h, uint32_t w)
     }
 }
 
+void aug_cutout(float *chw, int c, uint32_t h, uint32_t w, uint32_t length, struct pd_rng *r,
+                uint32_t *cy, uint32_t *cx)
+{
+    if (length == 0 || h == 0 || w == 0) return;
+    uint32_t y = (uint32_t)pd_rng_below(r, h), x = (uint32_t)pd_rng_below(r, w);
+    if (cy) *cy = y;
+    if (cx) *cx = x;
+    /* [centre - length/2, centre - length/2 + length) clipped, in 64 bits */
+    int64_t y0 = (int64_t)y - length / 2, x0 = (int64_t)x - length / 2;
+    int64_t y1 = y0 + length, x1 = x0 + length;
+    y0 = y0 < 0 ? 0 : y0;
+    x0 = x0 < 0 ? 0 : x0;
+    y1 = y1 > h ? h : y1;
+    x1 = x1 > w ? w : x1;
+    for (int ch = 0; ch < c; ch++)
+        for (int64_t row = y0; row < y1; row++) {
+            float *p = chw + ((size_t)ch * h + (size_t)row) * w;
+            for (int64_t col = x0; col < x1; col++) p[col] = 0.0f;
+        }
+}
+
 /* --- batches ------------------------------------------------------------------------ */
 
 int aug_spec_check(const struct aug_spec *spec, char *err, size_t err_size)
@@ -303,6 +324,10 @@ int aug_spec_check(const struct aug_spec *spec, char *err, size_t err_size)
     }
     if (spec->pad > AUG_MAX_PAD) {
         set_err(err, err_size, "crop padding %u (at most %u)", spec->pad, AUG_MAX_PAD);
+        return AUG_EARG;
+    }
+    if (spec->cutout > AUG_MAX_OUT_SIDE) {
+        set_err(err, err_size, "cutout %u (at most %u)", spec->cutout, AUG_MAX_OUT_SIDE);
         return AUG_EARG;
     }
     if (!spec->mean != !spec->std) {
@@ -360,6 +385,7 @@ int aug_fill_batch(const struct aug_spec *spec, const struct aug_image *images,
                                        NULL, NULL);
         if (spec->hflip && pd_rng_uniform(&r) < 0.5) aug_hflip(dst, c, spec->height, spec->width);
         if (spec->mean) aug_normalize(dst, c, hw, spec->mean, spec->std);
+        aug_cutout(dst, c, spec->height, spec->width, spec->cutout, &r, NULL, NULL);
     }
     rc = 0;
 done:

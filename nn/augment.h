@@ -2,7 +2,7 @@
  * augment.h - turn decoded 8-bit images into the float CHW tensors a CNN
  * trains on: resizing to the spec's size, per-channel normalization
  * (statistics computed over a training set), random crop with zero
- * padding, random horizontal flip, and a helper that fills a whole NCHW
+ * padding, random horizontal flip, cutout, and a helper that fills a whole NCHW
  * batch from a list of image indices.
  *
  * Who uses it: the CNN trainer (and anything else that feeds images to a
@@ -34,8 +34,9 @@
  *
  * Augmentation order (aug_fill_batch), as torchvision's usual training
  * pipeline RandomCrop(padding=P) -> RandomHorizontalFlip -> ToTensor ->
- * Normalize: resize, then crop (the padding is black, i.e. 0 before
- * normalization), then flip, then normalize.
+ * Normalize (-> Cutout, as DARTS): resize, then crop (the padding is
+ * black, i.e. 0 before normalization), then flip, then normalize, then
+ * cut one hole out (0 after normalization).
  *
  * Randomness: a struct pd_rng (trainers/rng.h). aug_fill_batch seeds one
  * generator per batch slot from (seed, slot), so a batch depends only on
@@ -114,6 +115,18 @@ void aug_random_crop(const float *src, float *dst, int c, uint32_t h, uint32_t w
 /* Mirror a CHW image left-right in place. */
 void aug_hflip(float *chw, int c, uint32_t h, uint32_t w);
 
+/* Cutout (DeVries & Taylor 2017, as the DARTS evaluation uses it): one
+ * square hole of side `length` zeroed on every channel in place. The
+ * hole's centre (cy, cx) is drawn uniformly over the image (y first, then
+ * x); it covers rows [cy - length/2, cy - length/2 + length) and the same
+ * columns, clipped to the image, so a hole near an edge is partly outside
+ * (for an even length exactly DARTS' clip(y - L/2) .. clip(y + L/2)).
+ * length 0 does nothing and draws nothing. Returns the centre through
+ * cy/cx when not NULL. Applied after normalization, the hole is the
+ * training set's mean colour (as DARTS' Cutout after Normalize). */
+void aug_cutout(float *chw, int c, uint32_t h, uint32_t w, uint32_t length, struct pd_rng *r,
+                uint32_t *cy, uint32_t *cx);
+
 /* --- batches ------------------------------------------------------------------ */
 
 struct aug_spec {
@@ -123,17 +136,19 @@ struct aug_spec {
     int hflip;            /* 1: flip each image with probability 1/2 */
     const float *mean;    /* channels values, or NULL for no normalization */
     const float *std;     /* channels values (> 0); with mean */
+    uint32_t cutout;      /* cutout hole side (aug_cutout) after normalizing; 0 = none */
 };
 
 /* Check a spec: channels 1 or 3, 1 <= height, width <= AUG_MAX_OUT_SIDE,
- * pad <= AUG_MAX_PAD, std all finite and > 0. 0 or AUG_EARG with err. */
+ * pad <= AUG_MAX_PAD, cutout <= AUG_MAX_OUT_SIDE, std all finite and > 0. 0 or AUG_EARG with err. */
 int aug_spec_check(const struct aug_spec *spec, char *err, size_t err_size);
 
 /* Fill out (n x channels x height x width floats, caller-owned) with the
  * images images[idx[0..n)]: each resized to the spec, then cropped and
- * flipped (with the generator of slot i seeded from seed and i) and
- * normalized as described at the top. For evaluation batches use a spec
- * with pad 0 and hflip 0 (then seed does not matter). 0, or AUG_EARG (bad
+ * flipped (with the generator of slot i seeded from seed and i),
+ * normalized as described at the top, then cut out (spec->cutout, the
+ * same generator). For evaluation batches use a spec with pad 0, hflip 0
+ * and cutout 0 (then seed does not matter). 0, or AUG_EARG (bad
  * spec, an index >= n_images, a bad image) / AUG_ENOMEM with err naming
  * the slot and image; out is then partly written. */
 int aug_fill_batch(const struct aug_spec *spec, const struct aug_image *images,

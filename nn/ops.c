@@ -7,6 +7,7 @@
  */
 #include "nn/ops.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,7 +170,7 @@ struct nn_tensor *nn_batch_norm(struct nn_graph *g, struct nn_tensor *x, struct 
     return nn_graph_push(g, &nd) ? NULL : y;
 }
 
-/* --- relu, gap, linear, dropout ------------------------------------------------------- */
+/* --- relu, gap, linear, dropout, drop-path ------------------------------------------------------- */
 
 static void relu_bwd(struct nn_graph *g, struct nn_node *nd)
 {
@@ -255,6 +256,33 @@ struct nn_tensor *nn_dropout(struct nn_graph *g, struct nn_tensor *x, float p, u
     if (!y || !m) return NULL;
     struct nn_backend *be = BE(g);
     be->dropout_mask(be, m->data, m->numel, p, seed);
+    be->mul_fwd(be, y->data, x->data, m->data, x->numel);
+    struct nn_node nd = {.backward = mul_bwd, .out = y, .in = {x}, .aux = m};
+    return nn_graph_push(g, &nd) ? NULL : y;
+}
+
+struct nn_tensor *nn_drop_path(struct nn_graph *g, struct nn_tensor *x, float p, uint64_t seed)
+{
+    if (any_null(g, 1, &x)) return NULL;
+    if (!(p >= 0.0f && p < 1.0f)) return nn_graph_fail(g, "drop_path: p must be in [0, 1)");
+    if (x->ndim < 1 || x->numel == 0) return nn_graph_fail(g, "drop_path: x must be [N, ...]");
+    if (!nn_graph_training(g) || p == 0.0f) return x;
+    int n = x->shape[0], one[1] = {n};
+    size_t per = x->numel / (size_t)n;
+    if (per > (size_t)INT_MAX) return nn_graph_fail(g, "drop_path: %zu values per sample", per);
+    int f = (int)per;
+    struct nn_tensor *y = nn_graph_output(g, x->ndim, x->shape, &x, 1);
+    struct nn_tensor *m = nn_graph_tensor(g, x->ndim, x->shape), *ms = nn_graph_tensor(g, 1, one);
+    if (!y || !m || !ms) return NULL;
+    struct nn_backend *be = BE(g);
+    be->dropout_mask(be, ms->data, (size_t)n, p, seed);
+    /* m[i, 0] = ms[i]; then m[i, k..2k) = m[i, 0..k) until the row is full */
+    be->chan_copy(be, m->data, f, 0, ms->data, 1, 0, 1, n, 1, 0);
+    for (int k = 1; k < f;) {
+        int c = k < f - k ? k : f - k;
+        be->chan_copy(be, m->data, f, k, m->data, f, 0, c, n, 1, 0);
+        k += c;
+    }
     be->mul_fwd(be, y->data, x->data, m->data, x->numel);
     struct nn_node nd = {.backward = mul_bwd, .out = y, .in = {x}, .aux = m};
     return nn_graph_push(g, &nd) ? NULL : y;

@@ -51,6 +51,15 @@ struct nn_tensor *nn_linear(struct nn_graph *g, struct nn_tensor *x, struct nn_t
  * and scale the rest by 1/(1-p); the mask is a function of seed (give each
  * step and layer its own). Outside training mode: identity. */
 struct nn_tensor *nn_dropout(struct nn_graph *g, struct nn_tensor *x, float p, uint64_t seed);
+/* Drop-path (stochastic depth per sample, as DARTS' drop_path): in
+ * training mode each sample of x [N, ...] is zeroed whole with probability
+ * p and the kept ones are scaled by 1/(1-p). Sample i's fate is the
+ * backend's dropout mask at (seed, i), a function of them only (give each
+ * step and edge its own seed). Outside training mode, or p == 0: x itself.
+ * Made of existing backend entries: the [N] mask is dropout_mask's, spread
+ * over each sample's values by chan_copy (log2 of the values per sample
+ * doublings), then mul_fwd/mul_bwd as dropout. */
+struct nn_tensor *nn_drop_path(struct nn_graph *g, struct nn_tensor *x, float p, uint64_t seed);
 
 /* Mean softmax cross-entropy of logits [N,K] against labels[N] (host
  * array, each in [0, K)). Returns the loss, a [1] tensor; *probs (if not

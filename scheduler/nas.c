@@ -22,7 +22,11 @@
  *               search with the next seed.
  *
  * A "cnn" trial's params: {"genotype", "cells", "channels", "epochs",
- * "batch_size", "learning_rate", "augment", "seed"}; a "darts" trial's:
+ * "batch_size", "learning_rate", "augment", "seed"} and the training
+ * extras "drop_path", "cutout", "auxiliary_weight" that job.options.nas
+ * holds (the server fills in their defaults; a job stored before they
+ * existed has none, and its trials then train with the family's
+ * defaults); a "darts" trial's:
  * {"cells", "channels", "epochs" (the search's), "batch_size",
  * "learning_rate", "seed"} (P, S and the rest from job.options.nas).
  *
@@ -49,7 +53,12 @@ struct nas_ctx {
     /* options.nas */
     int cells, channels, epochs, search_epochs, batch_size, population, sample, augment;
     cJSON *learning_rate;    /* a number or "auto" */
+    double extras[3];        /* options.nas' cnn_extras[i], when has_extra[i] */
+    int has_extra[3];
 };
+
+/* The training extras a cnn trial takes from options.nas as they are. */
+static const char *const cnn_extras[] = {"drop_path", "cutout", "auxiliary_weight"};
 
 static int opt_int(const cJSON *nas, const char *name, int dflt)
 {
@@ -70,6 +79,11 @@ static int nas_create(enum nas_mode mode, const struct strategy_job *job, void *
     c->n_baselines = strategy_families(job, c->baselines, STRATEGY_MAX_FAMILIES);
     for (size_t i = 0; i < job->n_models; i++) c->cnn |= strcmp(job->models[i], "cnn") == 0;
     const cJSON *nas = cJSON_GetObjectItemCaseSensitive(job->options, "nas");
+    for (int i = 0; i < 3; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(nas, cnn_extras[i]);
+        c->has_extra[i] = cJSON_IsNumber(v);
+        c->extras[i] = c->has_extra[i] ? v->valuedouble : 0;
+    }
     c->cells = opt_int(nas, "cells", 5);
     c->channels = opt_int(nas, "channels", 16);
     c->epochs = opt_int(nas, "epochs", 10);
@@ -156,6 +170,8 @@ static cJSON *cnn_params(const struct nas_ctx *c, const struct genotype *g, uint
         return NULL;
     }
     cJSON_AddBoolToObject(p, "augment", c->augment);
+    for (int i = 0; i < 3; i++)
+        if (c->has_extra[i]) cJSON_AddNumberToObject(p, cnn_extras[i], c->extras[i]);
     cJSON_AddItemToObject(p, "genotype", gj);
     return p;
 }

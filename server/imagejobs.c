@@ -1,5 +1,13 @@
 /*
  * imagejobs.c - image job families, strategies and options (imagejobs.h).
+ *
+ * Beside the options imagejobs.h lists, "nas" takes the training extras
+ * of DARTS' evaluation that every "cnn" trial gets (trainers/cnn.h):
+ * "drop_path" 0..0.9, "cutout" 0..1 (the hole's side over the shorter
+ * image side) and "auxiliary_weight" 0..1; 0 turns one off. Their
+ * defaults here are the cnn family's (IMAGEJOBS_DEFAULT_* below; the
+ * family's header says why), written into the job so that a trial's
+ * params say what it trained with.
  */
 #include "server/imagejobs.h"
 
@@ -21,6 +29,29 @@ int imagejobs_family(const char *name) { return in_list(imagejobs_families, name
 int imagejobs_strategy(const char *name) { return in_list(imagejobs_strategies, name); }
 
 #define MAX_DEFAULT_SIDE 64
+/* the cnn family's defaults (trainers/cnn.h) */
+#define IMAGEJOBS_DEFAULT_DROP_PATH 0.0
+#define IMAGEJOBS_DEFAULT_CUTOUT 0.0
+#define IMAGEJOBS_DEFAULT_AUX_WEIGHT 0.0
+
+/* A number member in [lo, hi] (dflt when absent), into out. */
+static void num_member(struct validator *v, const cJSON *obj, cJSON *out, const char *prefix,
+                       const char *name, double lo, double hi, double dflt)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, name);
+    double val = dflt;
+    if (it && !cJSON_IsNull(it)) {
+        double d = cJSON_GetNumberValue(it);
+        if (!cJSON_IsNumber(it) || !isfinite(d) || d < lo || d > hi) {
+            char field[96];
+            snprintf(field, sizeof field, "%s.%s", prefix, name);
+            validate_error(v, field, "must be a number from %g to %g", lo, hi);
+        } else {
+            val = d;
+        }
+    }
+    cJSON_AddNumberToObject(out, name, val);
+}
 
 /* An integer member in [lo, hi] (dflt when absent), into out. */
 static void int_member(struct validator *v, const cJSON *obj, cJSON *out, const char *prefix,
@@ -90,7 +121,8 @@ cJSON *imagejobs_options(struct validator *v, const cJSON *in, const cJSON *prof
         validate_only(v, n, "options.nas",
                       (const char *const[]){"cells", "channels", "epochs", "search_epochs",
                                             "batch_size", "learning_rate", "population", "sample",
-                                            "augment", NULL});
+                                            "augment", "drop_path", "cutout", "auxiliary_weight",
+                                            NULL});
 
     long h, w, c;
     image_defaults(profile, &h, &w, &c);
@@ -127,6 +159,9 @@ cJSON *imagejobs_options(struct validator *v, const cJSON *in, const cJSON *prof
     if (aug && !cJSON_IsNull(aug) && !cJSON_IsBool(aug))
         validate_error(v, "options.nas.augment", "must be true or false");
     cJSON_AddBoolToObject(nas, "augment", aug ? cJSON_IsTrue(aug) : 1);
+    num_member(v, n, nas, "options.nas", "drop_path", 0, 0.9, IMAGEJOBS_DEFAULT_DROP_PATH);
+    num_member(v, n, nas, "options.nas", "cutout", 0, 1, IMAGEJOBS_DEFAULT_CUTOUT);
+    num_member(v, n, nas, "options.nas", "auxiliary_weight", 0, 1, IMAGEJOBS_DEFAULT_AUX_WEIGHT);
 
     return out;
 }

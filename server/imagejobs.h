@@ -20,11 +20,13 @@
  *            "search_epochs": 1..200, "batch_size": 8..1024,
  *            "learning_rate": number in (0, 10] | "auto",
  *            "population": 2..1000, "sample": 2..population,
- *            "augment": bool}}
+ *            "augment": bool, "drop_path": 0..0.9, "cutout": 0..1,
+ *            "auxiliary_weight": 0..1}}
  * Defaults: the profile's most common image size (each side capped at 64,
  * so that a search fits a CPU), one channel when every image is grey;
  * cells 5, channels 16, epochs 10, search_epochs 5, batch_size 64,
- * learning_rate 0.025, population 10, sample 3, augment true.
+ * learning_rate 0.025, population 10, sample 3, augment true, drop_path 0,
+ * cutout 0, auxiliary_weight 0 (the training extras, trainers/cnn.h).
  *
  * Pure (no I/O): any thread.
  */

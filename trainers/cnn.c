@@ -24,6 +24,12 @@
 #define CNN_MAGIC 0x314e4e43u    /* "CNN1" */
 #define CNN_MAX_BLOB ((uint64_t)1 << 34)
 #define CNN_DEFAULT_LR 0.025
+/* The extras' bounds and defaults (cnn.h says why these defaults). */
+#define CNN_MAX_DROP_PATH 0.9
+#define CNN_MAX_AUX_WEIGHT 1.0
+#define CNN_DEFAULT_DROP_PATH 0.0
+#define CNN_DEFAULT_CUTOUT 0.0
+#define CNN_DEFAULT_AUX_WEIGHT 0.0
 enum { PRED_BLOCK = 128 };
 
 /* DARTS_V2, the cell the paper found on CIFAR-10 (Liu et al. 2019). */
@@ -40,6 +46,10 @@ struct cnn_params {
     struct cnn_train_params t;
     struct genotype genotype;
     long from_search;        /* -1 = none */
+    /* the training extras of DARTS' evaluation (cnn.h); 0 = off */
+    double drop_path;        /* the last epoch's drop-path probability */
+    double cutout;           /* the hole's side as a fraction of the shorter image side */
+    double aux_weight;       /* the auxiliary head's loss weight */
 };
 
 /* ---- parameters ------------------------------------------------------------- */
@@ -98,6 +108,8 @@ static int cnn_params_parse(const cJSON *params, const struct pd_task *task, voi
         .t = {.cells = 5, .channels = 16, .epochs = 10, .batch_size = 64, .lr = CNN_DEFAULT_LR,
               .augment = 1, .hflip = 0, .seed = -1},
         .genotype = DARTS_V2, .from_search = -1,
+        .drop_path = CNN_DEFAULT_DROP_PATH, .cutout = CNN_DEFAULT_CUTOUT,
+        .aux_weight = CNN_DEFAULT_AUX_WEIGHT,
     };
     const cJSON *obj = cJSON_IsObject(params) ? params : NULL, *it;
     cJSON_ArrayForEach(it, obj) {
@@ -111,6 +123,12 @@ static int cnn_params_parse(const cJSON *params, const struct pd_task *task, voi
             /* a shared setting: parsed (rc 0) or refused */
         } else if (strcmp(k, "from_search") == 0) {
             rc = params_int(&pc, it, 0, 2147483647L, &p->from_search);
+        } else if (strcmp(k, "drop_path") == 0) {
+            rc = params_num(&pc, it, 0, 0, CNN_MAX_DROP_PATH, 0, &p->drop_path);
+        } else if (strcmp(k, "cutout") == 0) {
+            rc = params_num(&pc, it, 0, 0, 1, 0, &p->cutout);
+        } else if (strcmp(k, "auxiliary_weight") == 0) {
+            rc = params_num(&pc, it, 0, 0, CNN_MAX_AUX_WEIGHT, 0, &p->aux_weight);
         } else {
             rc = params_unknown(&pc, it);
         }
@@ -132,6 +150,9 @@ static cJSON *cnn_params_json(const void *params)
     if (g) cJSON_AddItemToObject(o, "genotype", g);
     cnn_train_params_json(&p->t, o);
     if (p->from_search >= 0) cJSON_AddNumberToObject(o, "from_search", (double)p->from_search);
+    cJSON_AddNumberToObject(o, "drop_path", p->drop_path);
+    cJSON_AddNumberToObject(o, "cutout", p->cutout);
+    cJSON_AddNumberToObject(o, "auxiliary_weight", p->aux_weight);
     return o;
 }
 
@@ -222,8 +243,10 @@ void cnn_model_set_norm(struct cnn_model *m, const float *x, const size_t *rows,
         }
 }
 
-void cnn_feed_batch(const struct cnn_model *m, const struct cnn_feed *f, const size_t *idx,
-                    size_t b, uint64_t seed, float *out, int *labels)
+/* cnn_feed_batch with a cutout hole of side `cutout` (0: none, and then
+ * exactly cnn_feed_batch: the hole draws after everything else). */
+static void feed_batch(const struct cnn_model *m, const struct cnn_feed *f, uint32_t cutout,
+                       const size_t *idx, size_t b, uint64_t seed, float *out, int *labels)
 {
     size_t hw = (size_t)f->h * (size_t)f->w, d = (size_t)f->c * hw;
     for (size_t i = 0; i < b; i++) {
@@ -236,28 +259,67 @@ void cnn_feed_batch(const struct cnn_model *m, const struct cnn_feed *f, const s
         else memcpy(dst, src, d * sizeof *dst);
         if (f->hflip && pd_rng_uniform(&r) < 0.5) aug_hflip(dst, f->c, (uint32_t)f->h, (uint32_t)f->w);
         aug_normalize(dst, f->c, hw, m->mean, m->std);
+        aug_cutout(dst, f->c, (uint32_t)f->h, (uint32_t)f->w, cutout, &r, NULL, NULL);
         if (labels) labels[i] = (int)f->y[idx[i]];
     }
 }
 
-int cnn_model_backward(struct cnn_model *m, struct nn_graph *g, const float *bx, const int *labels,
-                       int b, double *loss, char *err, size_t errlen)
+void cnn_feed_batch(const struct cnn_model *m, const struct cnn_feed *f, const size_t *idx,
+                    size_t b, uint64_t seed, float *out, int *labels)
+{
+    feed_batch(m, f, 0, idx, b, seed, out, labels);
+}
+
+/* The training extras of one step (NULL: none; cnn_model_backward). */
+struct step_extras {
+    float drop_path;         /* this epoch's probability */
+    uint64_t seed;           /* this step's masks */
+    double aux_weight;       /* > 0: add this times the auxiliary head's loss */
+};
+
+/* cnn_model_backward with extras. *loss is the main head's loss (the
+ * figure "train_loss" reports, comparable with and without the head); the
+ * gradient is that of loss + aux_weight * the auxiliary loss, as DARTS. */
+static int backward_ex(struct cnn_model *m, struct nn_graph *g, const float *bx, const int *labels,
+                       int b, const struct step_extras *ex, double *loss, char *err, size_t errlen)
 {
     nn_graph_reset(g);
     nn_graph_set_training(g, 1);
     nn_graph_set_recording(g, 1);
     int shape[4] = {b, m->cfg.in_channels, m->cfg.height, m->cfg.width};
-    struct nn_tensor *x = nn_graph_input(g, 4, shape, bx);
-    struct nn_tensor *l = nn_softmax_ce(g, cnnnet_forward(m->net, g, x), labels, NULL);
-    if (l == NULL) {
+    struct nn_tensor *x = nn_graph_input(g, 4, shape, bx), *logits, *aux = NULL;
+    int want_aux = ex && ex->aux_weight > 0 && cnnnet_aux(m->net) != NULL;
+    if (ex)
+        logits = cnnnet_forward_train(m->net, g, x, ex->drop_path, ex->seed, want_aux ? &aux : NULL);
+    else
+        logits = cnnnet_forward(m->net, g, x);
+    struct nn_tensor *l = nn_softmax_ce(g, logits, labels, NULL), *total = l;
+    if (want_aux)
+        total = nn_add(g, l, nn_scale(g, nn_softmax_ce(g, aux, labels, NULL), (float)ex->aux_weight));
+    if (total == NULL) {
         snprintf(err, errlen, "cnn: forward: %s", nn_graph_error(g) ? nn_graph_error(g) : "failed");
         return -1;
     }
-    float v = 0;
+    float v = 0, vt = 0;
     nn_tensor_download(l, &v);
-    *loss = v;
-    if (!isfinite(v)) return 0;   /* the caller decides; no backward through NaN */
-    return nn_graph_backward(g, l, err, errlen) == 0 ? 0 : -1;
+    if (total != l) nn_tensor_download(total, &vt);
+    else vt = v;
+    *loss = isfinite(vt) ? v : vt;
+    if (!isfinite(vt)) return 0;   /* the caller decides; no backward through NaN */
+    return nn_graph_backward(g, total, err, errlen) == 0 ? 0 : -1;
+}
+
+uint32_t cnn_cutout_length(double fraction, int h, int w)
+{
+    if (!(fraction > 0) || h < 1 || w < 1) return 0;
+    double len = floor(fraction * (double)(h < w ? h : w) + 0.5);
+    return len < 1 ? 1 : (uint32_t)len;
+}
+
+int cnn_model_backward(struct cnn_model *m, struct nn_graph *g, const float *bx, const int *labels,
+                       int b, double *loss, char *err, size_t errlen)
+{
+    return backward_ex(m, g, bx, labels, b, NULL, loss, err, errlen);
 }
 
 int cnn_optim_groups(struct nn_params *ps, struct optim_group **out)
@@ -541,6 +603,9 @@ struct trainer {
     int *labels;
     struct pd_rng rng;
     uint64_t seed;
+    uint32_t cutout;         /* the hole's side; 0 = none */
+    struct step_extras ex;   /* drop_path set per epoch, seed per step */
+    int extras;              /* any extra on: steps go through backward_ex's extras */
 };
 
 static void trainer_free(struct trainer *t)
@@ -553,6 +618,35 @@ static void trainer_free(struct trainer *t)
     free(t->labels);
     cnn_model_free(t->m);
     memset(t, 0, sizeof *t);
+}
+
+/* The optimizer's groups: the weights', then the auxiliary head's (the
+ * head trains with the same SGD, weight decay and clipping, as DARTS'
+ * model.parameters() holds it). The count, or -1. */
+static int optim_groups(struct cnnnet *net, struct optim_group **out)
+{
+    struct optim_group *aux = NULL;
+    int n = cnn_optim_groups(cnnnet_weights(net), out);
+    int na = n >= 0 && cnnnet_aux(net) ? cnn_optim_groups(cnnnet_aux(net), &aux) : 0;
+    if (n < 0 || na < 0) {
+        free(*out);
+        *out = NULL;
+        return -1;
+    }
+    if (na > 0) {
+        struct optim_group *all = realloc(*out, ((size_t)n + (size_t)na) * sizeof *all);
+        if (all == NULL) {
+            free(aux);
+            free(*out);
+            *out = NULL;
+            return -1;
+        }
+        memcpy(all + n, aux, (size_t)na * sizeof *aux);
+        *out = all;
+        n += na;
+    }
+    free(aux);
+    return n;
 }
 
 static int trainer_init(struct trainer *t, const struct cnn_params *p, const struct pd_task *task,
@@ -578,7 +672,7 @@ static int trainer_init(struct trainer *t, const struct cnn_params *p, const str
     struct cnnnet_config cfg = {
         .mode = CNNNET_FIXED, .genotype = p->genotype, .in_channels = c, .height = h, .width = w,
         .n_classes = task->n_classes, .cells = (int)p->t.cells, .channels = (int)p->t.channels,
-        .seed = t->seed,
+        .seed = t->seed, .auxiliary = p->aux_weight > 0,
     };
     if ((rc = cnn_model_new(&cfg, opts->threads, opts->device, &t->m, err, errlen)) != PD_OK)
         return rc;
@@ -589,12 +683,15 @@ static int trainer_init(struct trainer *t, const struct cnn_params *p, const str
     t->feed = (struct cnn_feed){train->x, train->y, c, h, w,
                                 p->t.augment ? (uint32_t)(h / 8 > 1 ? h / 8 : 1) : 0,
                                 p->t.augment && p->t.hflip};
+    t->cutout = cnn_cutout_length(p->cutout, h, w);
+    t->ex.aux_weight = p->aux_weight;
+    t->extras = p->drop_path > 0 || p->aux_weight > 0;
     char msg[256] = "";
     t->g = nn_graph_new(t->m->be, msg, sizeof msg);
     t->order = malloc(t->n * sizeof *t->order);
     t->bx = malloc(t->batch * train->d * sizeof *t->bx);
     t->labels = malloc(t->batch * sizeof *t->labels);
-    t->n_groups = cnn_optim_groups(cnnnet_weights(t->m->net), &t->groups);
+    t->n_groups = optim_groups(t->m->net, &t->groups);
     if (t->g == NULL || t->order == NULL || t->bx == NULL || t->labels == NULL || t->n_groups < 0) {
         trainer_free(t);
         params_fail(err, errlen, "cnn: out of memory");
@@ -634,10 +731,12 @@ static int train_step(struct trainer *t, size_t s, uint64_t step, double lr, dou
                       char *err, size_t errlen)
 {
     if (s == 0) shuffle(t->order, t->n, &t->rng);
-    cnn_feed_batch(t->m, &t->feed, t->order + s * t->batch, t->batch, t->seed * 31 + step, t->bx,
-                   t->labels);
+    feed_batch(t->m, &t->feed, t->cutout, t->order + s * t->batch, t->batch, t->seed * 31 + step,
+               t->bx, t->labels);
     optim_zero_grad(t->opt);
-    if (cnn_model_backward(t->m, t->g, t->bx, t->labels, (int)t->batch, loss, err, errlen) < 0)
+    t->ex.seed = t->seed * 0x2545f4914f6cdd1dULL + step;
+    if (backward_ex(t->m, t->g, t->bx, t->labels, (int)t->batch, t->extras ? &t->ex : NULL, loss,
+                    err, errlen) < 0)
         return -1;
     if (!isfinite(*loss)) return 0;
     if (!isfinite(optim_clip_grad_norm(t->opt, 5.0))) return 0;
@@ -659,12 +758,14 @@ static int run_finder(struct trainer *t, const struct lrfind_config *cfg,
 {
     *out = NULL;
     struct lrfind *f = NULL;
-    void *wsave = NULL;
-    size_t wlen = 0, olen = optim_state_bytes(t->opt);
+    void *wsave = NULL, *asave = NULL;
+    size_t wlen = 0, alen = 0, olen = optim_state_bytes(t->opt);
     void *osave = malloc(olen ? olen : 1);
+    struct nn_params *aux = cnnnet_aux(t->m->net);
     char msg[256] = "";
     int rc = PD_OK;
     if (osave == NULL || nn_params_save(cnnnet_weights(t->m->net), &wsave, &wlen, msg, sizeof msg) != 0 ||
+        (aux && nn_params_save(aux, &asave, &alen, msg, sizeof msg) != 0) ||
         optim_state_save(t->opt, osave, olen) != 0) {
         rc = PD_ENOMEM;
         params_fail(err, errlen, "cnn: out of memory");
@@ -694,11 +795,13 @@ static int run_finder(struct trainer *t, const struct lrfind_config *cfg,
     }
 out:
     if (wsave && (nn_params_load(cnnnet_weights(t->m->net), wsave, wlen, msg, sizeof msg) != 0 ||
+                  (asave && nn_params_load(aux, asave, alen, msg, sizeof msg) != 0) ||
                   optim_state_load(t->opt, osave, olen, msg, sizeof msg) != 0) && rc == PD_OK) {
         rc = PD_EINTERNAL;
         params_fail(err, errlen, "cnn: restoring after the range test: %s", msg);
     }
     free(wsave);
+    free(asave);
     free(osave);
     if (rc == PD_OK) *out = f;
     else lrfind_free(f);
@@ -770,6 +873,8 @@ static int cnn_fit(const void *params, const struct pd_task *task, const struct 
     for (int epoch = 1; epoch <= p->t.epochs; epoch++) {
         double sum = 0;
         size_t counted = 0;
+        /* DARTS' schedule: drop_path * e / epochs for the e-th epoch from 0 */
+        t.ex.drop_path = (float)(p->drop_path * (double)(epoch - 1) / (double)p->t.epochs);
         for (size_t s = 0; s < t.steps_per_epoch; s++, step++) {
             if (is_cancelled(opts)) {
                 rc = PD_ECANCELLED;

@@ -15,6 +15,9 @@
  *   hflip          random horizontal flips (with augment)   false
  *   seed           0..2^31-1: weights and batches           the spec's cv seed
  *   from_search    the darts trial a genotype came from (kept, unused)
+ *   drop_path      0..0.9: the last epoch's drop-path rate  0 (off)
+ *   cutout         0..1: cutout hole side / shorter side    0 (off)
+ *   auxiliary_weight  0..1: auxiliary head's loss weight    0 (off)
  *
  * Training: SGD momentum 0.9, weight decay 3e-4 on every weight, learning
  * rate annealed by a cosine from learning_rate to 0 over all steps (one
@@ -26,6 +29,42 @@
  * range test (nn/lrfind.h) first on the same batches, from the same
  * initial weights and optimizer state (saved and restored around it), and
  * trains at its "valley" suggestion (0.025 when it has none).
+ *
+ * The training extras of the DARTS paper's evaluation (Liu et al. 2019,
+ * their train.py), each off at 0 and each for training only:
+ *   drop_path  every op on a cell edge but the identity is dropped per
+ *              sample (nn_drop_path: zeroed, or scaled by 1/keep) with a
+ *              probability that rises linearly over the epochs, DARTS'
+ *              drop_path * e / epochs for epoch e counted from 0 (so the
+ *              first epoch and the range test drop nothing); DARTS: 0.2.
+ *   cutout     one square hole per training image (nn/augment.h's
+ *              aug_cutout, after the crop, the flip and the normalization,
+ *              so it is the mean colour), of side round(cutout * the
+ *              shorter image side), at least 1 pixel; DARTS' 16 px at
+ *              32x32 is 0.5 (4 px at 8x8, 14 at 28x28).
+ *   auxiliary_weight  DARTS' auxiliary classifier after the second
+ *              reduction cell (trainers/cnnnet.h: sized for small maps;
+ *              none when the map there is under 2x2), its cross-entropy
+ *              added to the loss with this weight (DARTS: 0.4); trained by
+ *              the same SGD, weight decay and clipping. It is not part of
+ *              the model: not saved, not in param_count or flops, never
+ *              used to predict; a saved model loads and predicts exactly
+ *              as one trained without it. "train_loss" stays the main
+ *              head's loss, comparable with and without it.
+ * With all three at 0 a fit runs exactly the recipe above, bit for bit
+ * (tests/unit/test_cnn.c replays it). Defaults: all off, so a trial
+ * trains as before unless asked. From bench/nas.py --extras (DARTS_V2,
+ * same seeds, split and epochs, with and without each): on digits8x8 over
+ * 30 epochs (3 seeds, 360 held-out images) the auxiliary head at 0.4
+ * raised the mean held-out accuracy from 0.9861 to 0.9935, better on
+ * every seed, while drop-path 0.2 (0.9851) and cutout 0.5 (0.9879) stayed
+ * within the seeds' spread; on short runs nothing helped: a 2000-image
+ * mnist10k subset over 4 epochs gave 0.9425 plain, 0.9400 with the head
+ * and 0.8725 with all three, and the head cost test_cnn's 4-epoch toy run
+ * two images of 60. The search's trials are short (10 epochs by default),
+ * so the head stays opt-in: set auxiliary_weight 0.4 for long retrains
+ * (30 epochs and more); drop-path and cutout are regularizers for DARTS'
+ * 600-epoch CIFAR runs and did nothing measurable at our sizes.
  *
  * Progress: one report per epoch, "train_loss" (the epoch's mean), then
  * "valid_accuracy" when fit is given a validation set.
@@ -130,7 +169,8 @@ void cnn_model_set_norm(struct cnn_model *m, const float *x, const size_t *rows,
 
 /* Batches: images rows idx[0..b) of x (n x C*H*W, in [0, 1]), each
  * randomly cropped (pad > 0) and flipped (hflip) from a generator seeded
- * by (seed, slot), then normalized; labels from y. */
+ * by (seed, slot), then normalized; labels from y. (The cnn family's own
+ * batches then cut a hole out with the same generator: "cutout".) */
 struct cnn_feed {
     const float *x;
     const double *y;
@@ -140,6 +180,10 @@ struct cnn_feed {
 };
 void cnn_feed_batch(const struct cnn_model *m, const struct cnn_feed *f, const size_t *idx,
                     size_t b, uint64_t seed, float *out, int *labels);
+/* The cutout hole's side for the parameter "cutout" (a fraction of the
+ * shorter side) on h x w images: round(fraction * min(h, w)), at least 1
+ * when the fraction is above 0; 0 for 0. */
+uint32_t cnn_cutout_length(double fraction, int h, int w);
 
 /* One recorded training forward and backward pass on a batch (b images
  * of bx, normalized) on graph g: the gradients of the parameters that

@@ -43,10 +43,21 @@ struct cell {
     struct edge edges[CNNNET_SEARCH_EDGES];
 };
 
+/* The auxiliary head (training only): ReLU, avg pool k at stride s, conv
+ * 1x1 -> 128, BN, ReLU, conv 2x2 -> 768, BN, ReLU, global average pool,
+ * linear. */
+struct auxhead {
+    int cell;                /* after this cell; -1: no head */
+    int k, s;                /* the pool */
+    struct nn_tensor *w1, *w2, *fc_w, *fc_b;
+    struct bn bn1, bn2;
+};
+
 struct cnnnet {
     struct cnnnet_config cfg;
     struct nn_backend *be;
-    struct nn_params *weights, *arch;
+    struct nn_params *weights, *arch, *aux_ps;
+    struct auxhead aux;
     struct nn_tensor *alphas[2];   /* normal, reduce */
     struct nn_tensor *stem_w;
     struct bn stem_bn;
@@ -60,6 +71,7 @@ struct cnnnet {
 
 struct build {
     struct cnnnet *net;
+    struct nn_params *ps;    /* where param() adds: the weights, or the aux head's */
     struct nn_rng rng;
     char *err;
     size_t errlen;
@@ -94,7 +106,7 @@ static struct nn_tensor *param(struct build *b, int ndim, const int *shape, unsi
         return NULL;
     }
     char msg[256] = "";
-    struct nn_tensor *t = nn_params_add(b->net->weights, name, ndim, shape, kind, msg, sizeof msg);
+    struct nn_tensor *t = nn_params_add(b->ps, name, ndim, shape, kind, msg, sizeof msg);
     if (t == NULL) fail(b, "cnnnet: %s", msg[0] ? msg : "out of memory");
     return t;
 }
@@ -252,6 +264,55 @@ static void cell_build(struct build *b, struct cell *cl, int idx, int c_pp, int 
     }
 }
 
+/* The side of a map after a reduction cell: every stride-2 op of
+ * cnnnet.h (3x3 windows padded by 1, dilated 3x3 padded by 2, 5x5 by 2 or
+ * 4, 1x1 unpadded) gives ceil(side / 2). */
+static int reduced(int side) { return (side + 1) / 2; }
+
+/* The auxiliary head after the second reduction cell (DARTS' 2*cells/3),
+ * of c_in channels on a map of h x w: its pool is DARTS' 5x5 at stride 3
+ * where that gives 2 outputs along the shorter side (sides 8..10: DARTS'
+ * 8x8 at 32x32 inputs), else ceil(side/2) at stride floor(side/2), which
+ * gives 2 too (as an adaptive pool to 2x2); the 2x2 conv then leaves 1
+ * along the shorter side and the global average pool takes whatever is
+ * left along the longer one (nothing on a square map: exactly DARTS'
+ * flatten to 768). No head on a map under 2x2. */
+static void aux_build(struct build *b, int c_in, int h, int w)
+{
+    struct cnnnet *net = b->net;
+    struct auxhead *a = &net->aux;
+    int side = h < w ? h : w;
+    a->cell = -1;
+    if (side < 2) return;
+    if ((side - 5) / 3 + 1 == 2 && side >= 5) {
+        a->k = 5;
+        a->s = 3;
+    } else {
+        a->s = side / 2;
+        a->k = side - a->s;
+    }
+    net->aux_ps = nn_params_new(net->be);
+    if (net->aux_ps == NULL) {
+        fail(b, "cnnnet: out of memory");
+        return;
+    }
+    /* its own generator and parameter set: the network's weights are the
+     * same with and without the head, and the saved model never has it */
+    b->ps = net->aux_ps;
+    nn_rng_seed(&b->rng, net->cfg.seed ^ 0x61757868656164ULL);
+    a->w1 = conv_w(b, "aux", "c1", CNNNET_AUX_MID, c_in, 1);
+    bn_build(b, &a->bn1, "aux", "bn1", CNNNET_AUX_MID, 1);
+    a->w2 = conv_w(b, "aux", "c2", CNNNET_AUX_WIDTH, CNNNET_AUX_MID, 2);
+    bn_build(b, &a->bn2, "aux", "bn2", CNNNET_AUX_WIDTH, 1);
+    int fs[2] = {net->cfg.n_classes, CNNNET_AUX_WIDTH}, bs[1] = {net->cfg.n_classes};
+    a->fc_w = param(b, 2, fs, NN_T_PARAM, "aux.fc.w");
+    a->fc_b = param(b, 1, bs, NN_T_PARAM, "aux.fc.b");
+    if (a->fc_w) nn_init_kaiming_uniform(a->fc_w, CNNNET_AUX_WIDTH, &b->rng);
+    if (a->fc_b) nn_init_kaiming_uniform(a->fc_b, CNNNET_AUX_WIDTH, &b->rng);
+    b->ps = net->weights;
+    if (!b->failed) a->cell = 2 * net->cfg.cells / 3;
+}
+
 static int check_config(const struct cnnnet_config *c, char *err, size_t errlen)
 {
     const char *what = NULL;
@@ -262,6 +323,8 @@ static int check_config(const struct cnnnet_config *c, char *err, size_t errlen)
     else if (c->n_classes < 2 || c->n_classes > CNNNET_MAX_CLASSES) what = "n_classes";
     else if (c->cells < CNNNET_MIN_CELLS || c->cells > CNNNET_MAX_CELLS) what = "cells";
     else if (c->channels < CNNNET_MIN_CHANNELS || c->channels > CNNNET_MAX_CHANNELS) what = "channels";
+    else if (c->auxiliary != 0 && (c->auxiliary != 1 || c->mode != CNNNET_FIXED))
+        what = "auxiliary (0, or 1 for a fixed network)";
     if (what) {
         snprintf(err, errlen, "cnnnet: bad %s", what);
         return -1;
@@ -298,7 +361,9 @@ int cnnnet_new(struct nn_backend *be, const struct cnnnet_config *cfg, struct cn
     }
     net->cfg = *cfg;
     net->be = be;
+    net->aux.cell = -1;
     net->weights = nn_params_new(be);
+    b.ps = net->weights;
     net->cells = calloc((size_t)cfg->cells, sizeof *net->cells);
     if (net->weights == NULL || net->cells == NULL) {
         fail(&b, "cnnnet: out of memory");
@@ -310,23 +375,34 @@ int cnnnet_new(struct nn_backend *be, const struct cnnnet_config *cfg, struct cn
     net->stem_w = conv_w(&b, "stem", "w", c_curr, cfg->in_channels, 3);
     bn_build(&b, &net->stem_bn, "stem", "bn", c_curr, 1);
     int c_pp = c_curr, c_p = c_curr, reduction_prev = 0;
+    int side_h = cfg->height, side_w = cfg->width, aux_c = 0, aux_h = 0, aux_w = 0;
     c_curr = C;
     for (int i = 0; i < cfg->cells && !b.failed; i++) {
         struct cell *cl = &net->cells[i];
         cl->reduction = i == cfg->cells / 3 || i == 2 * cfg->cells / 3;
-        if (cl->reduction) c_curr *= 2;
+        if (cl->reduction) {
+            c_curr *= 2;
+            side_h = reduced(side_h);
+            side_w = reduced(side_w);
+        }
         cl->reduction_prev = reduction_prev;
         cl->c = c_curr;
         cell_build(&b, cl, i, c_pp, c_p);
         reduction_prev = cl->reduction;
         c_pp = c_p;
         c_p = GENOTYPE_NODES * c_curr;
+        if (i == 2 * cfg->cells / 3) {
+            aux_c = c_p;
+            aux_h = side_h;
+            aux_w = side_w;
+        }
     }
     int fs[2] = {cfg->n_classes, c_p}, bs[1] = {cfg->n_classes};
     net->fc_w = param(&b, 2, fs, NN_T_PARAM, "fc.w");
     net->fc_b = param(&b, 1, bs, NN_T_PARAM, "fc.b");
     if (net->fc_w) nn_init_kaiming_uniform(net->fc_w, c_p, &b.rng);
     if (net->fc_b) nn_init_kaiming_uniform(net->fc_b, c_p, &b.rng);
+    if (cfg->auxiliary && !b.failed) aux_build(&b, aux_c, aux_h, aux_w);
     if (b.failed) goto fail;
 
     if (cfg->mode == CNNNET_SEARCH) {
@@ -365,12 +441,14 @@ void cnnnet_free(struct cnnnet *net)
     free(net->owned);
     nn_params_free(net->weights);
     nn_params_free(net->arch);
+    nn_params_free(net->aux_ps);
     free(net);
 }
 
 const struct cnnnet_config *cnnnet_config(const struct cnnnet *net) { return &net->cfg; }
 struct nn_params *cnnnet_weights(const struct cnnnet *net) { return net->weights; }
 struct nn_params *cnnnet_arch(const struct cnnnet *net) { return net->arch; }
+struct nn_params *cnnnet_aux(const struct cnnnet *net) { return net->aux_ps; }
 
 static void set_grad(struct nn_params *ps, int on)
 {
@@ -385,6 +463,7 @@ static void set_grad(struct nn_params *ps, int on)
 void cnnnet_set_trainable(struct cnnnet *net, int weights, int arch)
 {
     set_grad(net->weights, weights);
+    set_grad(net->aux_ps, weights);
     set_grad(net->arch, arch);
 }
 
@@ -447,8 +526,28 @@ static struct nn_tensor *mixed_fwd(struct nn_graph *g, struct nn_tensor *x, cons
     return nn_wsum(g, GOP_COUNT - 1, outs, w, e * GOP_COUNT + 1);
 }
 
+/* What a training forward adds (cnnnet_forward_train). */
+struct extras {
+    float drop_path;
+    uint64_t seed;           /* of the step; each edge of each cell its own */
+};
+
+/* Edge e of fixed cell `cell`: its op, then drop-path unless the op is the
+ * identity (DARTS drops every op but the stride-1 skip). */
+static struct nn_tensor *edge_fwd(struct nn_graph *g, struct nn_tensor *x, const struct edge *ed,
+                                  const struct extras *ex, int cell, int e)
+{
+    const struct op *op = &ed->ops[0];
+    struct nn_tensor *y = op_fwd(g, x, op, 0);
+    if (ex == NULL || ex->drop_path <= 0.0f || (op->kind == GOP_SKIP_CONNECT && op->stride == 1))
+        return y;
+    uint64_t z = ex->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)(cell * GENOTYPE_EDGES + e + 1);
+    return nn_drop_path(g, y, ex->drop_path, z ^ (z >> 29));
+}
+
 static struct nn_tensor *cell_fwd(struct nn_graph *g, const struct cell *cl, struct nn_tensor *s0,
-                                  struct nn_tensor *s1, struct nn_tensor *w)
+                                  struct nn_tensor *s1, struct nn_tensor *w, const struct extras *ex,
+                                  int idx)
 {
     struct nn_tensor *st[2 + GENOTYPE_NODES];
     st[0] = cl->reduction_prev ? fr_fwd(g, s0, &cl->pre0_fr)
@@ -467,15 +566,25 @@ static struct nn_tensor *cell_fwd(struct nn_graph *g, const struct cell *cl, str
     } else {
         for (int i = 0; i < GENOTYPE_NODES; i++) {
             const struct edge *a = &cl->edges[2 * i], *b = &cl->edges[2 * i + 1];
-            st[2 + i] = nn_add(g, op_fwd(g, st[a->input], &a->ops[0], 0),
-                               op_fwd(g, st[b->input], &b->ops[0], 0));
+            st[2 + i] = nn_add(g, edge_fwd(g, st[a->input], a, ex, idx, 2 * i),
+                               edge_fwd(g, st[b->input], b, ex, idx, 2 * i + 1));
         }
     }
     return nn_concat(g, GENOTYPE_NODES, st + 2);
 }
 
-struct nn_tensor *cnnnet_forward(struct cnnnet *net, struct nn_graph *g, struct nn_tensor *x)
+static struct nn_tensor *aux_fwd(struct nn_graph *g, const struct auxhead *a, struct nn_tensor *x)
 {
+    x = nn_avg_pool2d(g, nn_relu(g, x), a->k, a->s, 0);
+    x = nn_relu(g, bn_fwd(g, nn_conv2d(g, x, a->w1, NULL, 1, 0, 1, 1), &a->bn1));
+    x = nn_relu(g, bn_fwd(g, nn_conv2d(g, x, a->w2, NULL, 1, 0, 1, 1), &a->bn2));
+    return nn_linear(g, nn_global_avg_pool(g, x), a->fc_w, a->fc_b);
+}
+
+static struct nn_tensor *forward(struct cnnnet *net, struct nn_graph *g, struct nn_tensor *x,
+                                 const struct extras *ex, struct nn_tensor **aux)
+{
+    if (aux) *aux = NULL;
     if (nn_graph_failed(g)) return NULL;
     if (x == NULL || x->ndim != 4 || x->shape[1] != net->cfg.in_channels ||
         x->shape[2] != net->cfg.height || x->shape[3] != net->cfg.width)
@@ -490,11 +599,29 @@ struct nn_tensor *cnnnet_forward(struct cnnnet *net, struct nn_graph *g, struct 
     struct nn_tensor *s0 = s, *s1 = s;
     for (int i = 0; i < net->cfg.cells; i++) {
         const struct cell *cl = &net->cells[i];
-        s = cell_fwd(g, cl, s0, s1, w[cl->reduction]);
+        s = cell_fwd(g, cl, s0, s1, w[cl->reduction], ex, i);
         s0 = s1;
         s1 = s;
+        if (i == net->aux.cell && aux && nn_graph_training(g)) *aux = aux_fwd(g, &net->aux, s);
     }
     return nn_linear(g, nn_global_avg_pool(g, s1), net->fc_w, net->fc_b);
+}
+
+struct nn_tensor *cnnnet_forward(struct cnnnet *net, struct nn_graph *g, struct nn_tensor *x)
+{
+    return forward(net, g, x, NULL, NULL);
+}
+
+struct nn_tensor *cnnnet_forward_train(struct cnnnet *net, struct nn_graph *g, struct nn_tensor *x,
+                                       float drop_path, uint64_t seed, struct nn_tensor **aux)
+{
+    if (aux) *aux = NULL;
+    if (!(drop_path >= 0.0f && drop_path < 1.0f))
+        return nn_graph_fail(g, "cnnnet: drop_path must be in [0, 1)");
+    if (drop_path > 0.0f && net->cfg.mode != CNNNET_FIXED)
+        return nn_graph_fail(g, "cnnnet: drop_path is for fixed networks");
+    struct extras ex = {drop_path, seed};
+    return forward(net, g, x, &ex, aux);
 }
 
 int cnnnet_macs(struct cnnnet *net, double *macs, char *err, size_t errlen)

@@ -15,6 +15,28 @@
  *             GENOTYPE_NODES nodes, each the sum of its edges, and outputs
  *             the concatenation of the nodes (4C channels).
  *   head      global average pool, linear layer (with bias) to the classes.
+ *   auxiliary (fixed networks with cfg.auxiliary, training passes only)
+ *             DARTS' auxiliary head on the output of the cell at
+ *             2*cells/3 (the second reduction cell): ReLU, average pool,
+ *             conv 1x1 -> 128, BN, ReLU, conv 2x2 -> 768, BN, ReLU, global
+ *             average pool, linear (with bias) to the classes. DARTS pools
+ *             5x5 at stride 3 (its 8x8 map at 32x32 inputs); the pool here
+ *             is that where it gives 2 outputs along the map's shorter
+ *             side (sides 8..10) and otherwise ceil(side/2) at stride
+ *             floor(side/2) (2 outputs too, as an adaptive pool); the
+ *             global average pool is DARTS' flatten on a square map and
+ *             absorbs the rest on an oblong one. A map under 2x2 (e.g. 4x4
+ *             inputs) gets no head. Its parameters are a set of their own
+ *             (cnnnet_aux, names "aux.*"), initialised from a generator of
+ *             their own: not in cnnnet_weights, so never saved, loaded or
+ *             counted, and the network's weights are the same with and
+ *             without it.
+ *
+ * Drop-path (cnnnet_forward_train, fixed networks, training mode): the
+ * output of every op on a cell edge except the identity (skip_connect at
+ * stride 1) goes through nn_drop_path with the given probability, each
+ * edge of each cell with a mask seed of its own derived from the step's
+ * seed, as DARTS' cells do.
  *
  * The ops of an edge (C channels in and out; stride 2 on the edges of a
  * reduction cell that leave the cell's inputs):
@@ -74,6 +96,9 @@
 #define CNNNET_MAX_SIDE 4096
 /* edges of a supernet cell: 2 + 3 + 4 + 5 */
 #define CNNNET_SEARCH_EDGES 14
+/* the auxiliary head's widths (DARTS') */
+#define CNNNET_AUX_MID 128
+#define CNNNET_AUX_WIDTH 768
 
 enum cnnnet_mode {
     CNNNET_FIXED = 0,        /* the network of a genotype */
@@ -89,6 +114,7 @@ struct cnnnet_config {
     int cells;               /* CNNNET_MIN_CELLS..CNNNET_MAX_CELLS */
     int channels;            /* C of the first cells, CNNNET_MIN..MAX_CHANNELS */
     uint64_t seed;           /* weight (and alpha) initialisation */
+    int auxiliary;           /* 1: build the auxiliary head (CNNNET_FIXED only) */
 };
 
 struct cnnnet;
@@ -105,18 +131,30 @@ struct nn_params *cnnnet_weights(const struct cnnnet *net);
 /* The architecture parameters "alphas_normal" and "alphas_reduce"
  * (CNNNET_SEARCH), or NULL (CNNNET_FIXED). */
 struct nn_params *cnnnet_arch(const struct cnnnet *net);
+/* The auxiliary head's parameters and BN buffers, or NULL (no head: not
+ * asked for, or a map under 2x2 after the second reduction cell). */
+struct nn_params *cnnnet_aux(const struct cnnnet *net);
 
 /* Logits [N, n_classes] of a batch x [N, in_channels, height, width], or
  * NULL with the graph's sticky error. The graph's modes decide batch-norm
  * statistics and recording. */
 struct nn_tensor *cnnnet_forward(struct cnnnet *net, struct nn_graph *g, struct nn_tensor *x);
+/* The same with the training extras: drop-path with probability
+ * drop_path in [0, 1) (fixed networks; masks from seed: give each step its
+ * own), and, when aux is not NULL, the auxiliary head's logits
+ * [N, n_classes] in *aux (NULL when the network has no head or the graph
+ * is not in training mode). Outside training mode, or with drop_path 0 and
+ * aux NULL, exactly cnnnet_forward. */
+struct nn_tensor *cnnnet_forward_train(struct cnnnet *net, struct nn_graph *g, struct nn_tensor *x,
+                                       float drop_path, uint64_t seed, struct nn_tensor **aux);
 
 /* Which parameters get gradients from the next backward passes: the
- * weights, the alphas (both on after cnnnet_new). DARTS' alternating
+ * weights (and the auxiliary head's), the alphas (both on after
+ * cnnnet_new). DARTS' alternating
  * steps turn the other side off so that backward skips its gradients. */
 void cnnnet_set_trainable(struct cnnnet *net, int weights, int arch);
 
-/* Trainable weights (alphas and BN buffers excluded). */
+/* Trainable weights (alphas, the auxiliary head and BN buffers excluded). */
 size_t cnnnet_param_count(const struct cnnnet *net);
 /* Multiply-adds of one forward pass on one image (convolutions and the
  * linear layer), run on a scratch graph in evaluation mode. 0 or -1. */

@@ -5,7 +5,11 @@
  * SVG; the CNN predicts on an uploaded image. Then GPU slots: a scheduler
  * told of one GPU gives a cnn trial that GPU (its spec says cuda, which
  * this CPU-only trainer refuses, naming it) while the other runs on the
- * CPU. Tiny settings: a few seconds of training, not accuracy. */
+ * CPU, trained with the DARTS extras the job asked for (drop-path, cutout,
+ * the auxiliary head), which its params carry. Bad extras are a 422 naming
+ * each field; absent ones are stored with their defaults and reach the
+ * retrain's params. Tiny settings: a few seconds of training, not
+ * accuracy. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -55,6 +59,10 @@ static struct th_resp get(const char *path, long want)
 
 static const char TINY[] =
     "{\"cells\": 2, \"channels\": 4, \"epochs\": 1, \"search_epochs\": 1, \"batch_size\": 64}";
+/* the same with every training extra on (2 epochs: drop-path is 0 in the first) */
+static const char TINY_EXTRAS[] =
+    "{\"cells\": 3, \"channels\": 4, \"epochs\": 2, \"search_epochs\": 1, \"batch_size\": 64,"
+    " \"drop_path\": 0.3, \"cutout\": 0.5, \"auxiliary_weight\": 0.4}";
 
 static void darts_search_then_retrain(void **state)
 {
@@ -91,6 +99,9 @@ static void darts_search_then_retrain(void **state)
     }
     cJSON *params = cJSON_GetObjectItem(retrain, "params");
     assert_true(cJSON_Compare(derived, cJSON_GetObjectItem(params, "genotype"), 1));
+    /* the job stored the extras' defaults; the retrain trained with them */
+    const char *const extras[] = {"drop_path", "cutout", "auxiliary_weight"};
+    for (int i = 0; i < 3; i++) assert_true(cJSON_IsNumber(cJSON_GetObjectItem(params, extras[i])));
     assert_int_equal(cJSON_GetObjectItem(params, "from_search")->valueint, 1);
     cJSON *details = cJSON_GetObjectItem(retrain, "details");
     assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(details, "param_count")) > 100);
@@ -155,7 +166,7 @@ static void gpu_slot_placement(void **state)
              "{\"dataset_id\": \"%s\", \"models\": [\"cnn\"], \"strategy\": \"random\","
              " \"parallelism\": 2, \"options\": {\"nas\": %s},"
              " \"budget\": {\"max_trials\": 2, \"trial_timeout_seconds\": 300}}",
-             digits, TINY);
+             digits, TINY_EXTRAS);
     char job[64];
     snprintf(job, sizeof job, "%s", th_post_job(&st.srv, body));
     th_wait_job(&st.srv, job, "succeeded", 300);
@@ -174,6 +185,10 @@ static void gpu_slot_placement(void **state)
         if (strcmp(state_, "failed") == 0 && why && strstr(why, "cuda")) on_gpu++;
         else if (strcmp(state_, "succeeded") == 0) on_cpu++;
         else fprintf(stderr, "trial: %s %s\n", state_, why ? why : "");
+        const cJSON *p = cJSON_GetObjectItem(t, "params");
+        assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "drop_path")) == 0.3);
+        assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "cutout")) == 0.5);
+        assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(p, "auxiliary_weight")) == 0.4);
     }
     assert_int_equal(on_gpu, 1);
     assert_int_equal(on_cpu, 1);
@@ -182,9 +197,55 @@ static void gpu_slot_placement(void **state)
     assert_int_equal(th_stack_stop(&st), 0);
 }
 
+/* Bad training extras: a 422 naming each; good ones stored as given. */
+static void extras_validated(void **state)
+{
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"dataset_id\": \"%s\", \"models\": [\"cnn\"], \"strategy\": \"random\","
+             " \"options\": {\"nas\": {\"drop_path\": 0.95, \"cutout\": \"half\","
+             " \"auxiliary_weight\": -0.4}}}",
+             digits);
+    struct th_resp r;
+    assert_int_equal(th_http(&th_jobs.srv, "POST", "/v1/jobs", th_jobs.srv.key, "application/json",
+                             body, strlen(body), &r), 0);
+    assert_int_equal(r.status, 422);
+    assert_non_null(strstr(r.content_type, "application/problem+json"));
+    const char *fields[] = {"options.nas.drop_path", "options.nas.cutout",
+                            "options.nas.auxiliary_weight"};
+    for (size_t i = 0; i < 3; i++) {
+        if (!th_has_error_for(&r, fields[i])) fprintf(stderr, "no error for %s: %s\n", fields[i], r.body);
+        assert_true(th_has_error_for(&r, fields[i]));
+    }
+    th_resp_free(&r);
+    /* good values are kept as given, absent ones get the defaults; the job
+     * is cancelled before it trains anything */
+    snprintf(body, sizeof body,
+             "{\"dataset_id\": \"%s\", \"models\": [\"cnn\"], \"strategy\": \"random\","
+             " \"options\": {\"nas\": {\"drop_path\": 0.2, \"cutout\": 0}},"
+             " \"budget\": {\"max_trials\": 1}}",
+             digits);
+    assert_int_equal(th_http(&th_jobs.srv, "POST", "/v1/jobs", th_jobs.srv.key, "application/json",
+                             body, strlen(body), &r), 0);
+    assert_int_equal(r.status, 202);
+    cJSON *job = th_json(&r);
+    const cJSON *nas = cJSON_GetObjectItem(cJSON_GetObjectItem(job, "options"), "nas");
+    assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(nas, "drop_path")) == 0.2);
+    assert_true(cJSON_GetNumberValue(cJSON_GetObjectItem(nas, "cutout")) == 0);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(nas, "auxiliary_weight")));
+    char path[160];
+    snprintf(path, sizeof path, "/v1/jobs/%s/cancel",
+             cJSON_GetStringValue(cJSON_GetObjectItem(job, "id")));
+    cJSON_Delete(job);
+    th_resp_free(&r);
+    assert_int_equal(th_http(&th_jobs.srv, "POST", path, th_jobs.srv.key, NULL, NULL, 0, &r), 0);
+    th_resp_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(extras_validated),
         cmocka_unit_test(darts_search_then_retrain),
         cmocka_unit_test(gpu_slot_placement),
     };

@@ -3,8 +3,12 @@
  * tests/data/nn_train/make_fixtures.py), fractional area by hand, channel
  * conversion, strides, bad input; per-channel statistics against a direct
  * computation; random crop (every offset is a shifted copy with zero
- * borders, all offsets occur); flips; whole batches are deterministic
- * under a seed and equal to resize+normalize without augmentation. */
+ * borders, all offsets occur); flips; cutout (the hole against a
+ * by-hand square for every centre, clipped at the borders, every centre
+ * drawn, length 0 a no-op that draws nothing); whole batches are
+ * deterministic under a seed and equal to resize+normalize without
+ * augmentation, and a batch with cutout is the same batch with one hole
+ * of mean colour per image. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -220,6 +224,51 @@ static void flip(void **state)
     assert_true(one == 5);
 }
 
+/* Cutout: for every drawn centre exactly the clipped square
+ * [cy - L/2, cy - L/2 + L) x [cx - L/2, cx - L/2 + L) is zero on every
+ * channel and the rest is untouched; every centre occurs. */
+static void cutout_hole(void **state)
+{
+    enum { C = 2, H = 5, W = 7 };
+    float src[C * H * W], dst[C * H * W];
+    for (int i = 0; i < C * H * W; i++) src[i] = (float)(i + 1);
+    struct pd_rng r;
+    pd_rng_seed(&r, 21);
+    static const uint32_t lens[] = {1, 2, 3, 4, 9};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        int L = (int)lens[li], seen[H][W] = {{0}}, zeros_max = 0;
+        for (int it = 0; it < 600; it++) {
+            memcpy(dst, src, sizeof src);
+            uint32_t cy = 99, cx = 99;
+            aug_cutout(dst, C, H, W, (uint32_t)L, &r, &cy, &cx);
+            assert_true(cy < H && cx < W);
+            seen[cy][cx]++;
+            int zeros = 0;
+            for (int c = 0; c < C; c++)
+                for (int y = 0; y < H; y++)
+                    for (int x = 0; x < W; x++) {
+                        int in = y >= (int)cy - L / 2 && y < (int)cy - L / 2 + L &&
+                                 x >= (int)cx - L / 2 && x < (int)cx - L / 2 + L;
+                        float want = in ? 0.0f : src[(c * H + y) * W + x];
+                        assert_true(dst[(c * H + y) * W + x] == want);
+                        zeros += in;
+                    }
+            zeros_max = zeros > zeros_max ? zeros : zeros_max;
+        }
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) assert_true(seen[y][x] > 0);
+        /* an interior hole is the full L x L on each channel (9: the image) */
+        int full = L <= H ? C * L * L : C * H * (L < W ? L : W);
+        assert_int_equal(zeros_max, full);
+    }
+    /* length 0: nothing cut, nothing drawn (the generator is where it was) */
+    struct pd_rng a = r, b = r;
+    memcpy(dst, src, sizeof src);
+    aug_cutout(dst, C, H, W, 0, &a, NULL, NULL);
+    assert_memory_equal(dst, src, sizeof src);
+    assert_true(pd_rng_next(&a) == pd_rng_next(&b));
+}
+
 /* Four 8x10 RGB images of different patterns. */
 static uint8_t pix[4][8 * 10 * 3];
 static struct aug_image *test_images(void)
@@ -236,7 +285,7 @@ static void batch_deterministic_and_consistent(void **state)
 {
     struct aug_image *im = test_images();
     const float mean[3] = {0.5f, 0.4f, 0.3f}, sd[3] = {0.25f, 0.2f, 0.5f};
-    struct aug_spec aug = {3, 6, 6, 2, 1, mean, sd};
+    struct aug_spec aug = {3, 6, 6, 2, 1, mean, sd, 0};
     const size_t idx[6] = {0, 3, 1, 1, 2, 0};
     const size_t per = 3 * 6 * 6;
     float *a = malloc(6 * per * sizeof *a), *b = malloc(6 * per * sizeof *b);
@@ -256,7 +305,7 @@ static void batch_deterministic_and_consistent(void **state)
     assert_memory_equal(a, b, per * sizeof *a);
 
     /* without augmentation: exactly resize + normalize */
-    struct aug_spec eval = {3, 6, 6, 0, 0, mean, sd};
+    struct aug_spec eval = {3, 6, 6, 0, 0, mean, sd, 0};
     assert_int_equal(aug_fill_batch(&eval, im, 4, idx, 6, 1, b, err, sizeof err), 0);
     for (int i = 0; i < 6; i++) {
         assert_int_equal(aug_resize(&im[idx[i]], 3, 6, 6, plain, err, sizeof err), 0);
@@ -275,7 +324,7 @@ static void batch_deterministic_and_consistent(void **state)
     assert_true(padded > 0);
 
     /* flips alone: over many seeds about half the slots are mirrored */
-    struct aug_spec fl = {1, 4, 5, 0, 1, NULL, NULL};
+    struct aug_spec fl = {1, 4, 5, 0, 1, NULL, NULL, 0};
     float f[20], g0[20];
     size_t zero = 0;
     assert_int_equal(aug_fill_batch(&fl, im, 4, &zero, 1, 0, f, err, sizeof err), 0);
@@ -290,6 +339,28 @@ static void batch_deterministic_and_consistent(void **state)
         }
     }
     assert_in_range(flipped, 70, 130);
+
+    /* cutout after the same crop and flip: the augmented batch again with
+     * one hole per image, 0 after normalization (the mean colour) */
+    struct aug_spec cut = aug;
+    cut.cutout = 3;
+    assert_int_equal(aug_fill_batch(&cut, im, 4, idx, 6, 42, b, err, sizeof err), 0);
+    for (int i = 0; i < 6; i++) {
+        int holed = 0;
+        for (size_t k = 0; k < per; k++) {
+            float x = a[i * per + k], y = b[i * per + k];
+            if (x != y) {
+                assert_true(y == 0.0f);
+                holed++;
+            }
+        }
+        /* at most a 3x3 hole on each of the 3 channels */
+        assert_in_range(holed, 0, 27);
+    }
+    assert_memory_not_equal(a, b, 6 * per * sizeof *a);
+    cut.cutout = AUG_MAX_OUT_SIDE + 1;
+    assert_int_equal(aug_spec_check(&cut, err, sizeof err), AUG_EARG);
+    assert_non_null(strstr(err, "cutout"));
     free(a);
     free(b);
     free(plain);
@@ -301,7 +372,7 @@ static void batch_refuses_bad_input(void **state)
     float out[3 * 4 * 4 * 2];
     char err[160];
     const size_t bad_idx[2] = {1, 4};
-    struct aug_spec s = {3, 4, 4, 1, 1, NULL, NULL};
+    struct aug_spec s = {3, 4, 4, 1, 1, NULL, NULL, 0};
     assert_int_equal(aug_fill_batch(&s, im, 4, bad_idx, 2, 0, out, err, sizeof err), AUG_EARG);
     assert_non_null(strstr(err, "slot 1"));
     s.channels = 2;
@@ -319,7 +390,7 @@ static void batch_refuses_bad_input(void **state)
     /* a bad image in the list is named */
     struct aug_image two[2] = {im[0], {NULL, 3, 3, 1, 0}};
     const size_t idx[2] = {0, 1};
-    struct aug_spec ok = {3, 4, 4, 0, 0, NULL, NULL};
+    struct aug_spec ok = {3, 4, 4, 0, 0, NULL, NULL, 0};
     assert_int_equal(aug_fill_batch(&ok, two, 2, idx, 2, 0, out, err, sizeof err), AUG_EARG);
     assert_non_null(strstr(err, "image 1"));
     assert_int_equal(aug_fill_batch(&ok, two, 2, idx, 0, 0, NULL, err, sizeof err), 0);
@@ -335,6 +406,7 @@ int main(void)
         cmocka_unit_test(stats_and_normalize),
         cmocka_unit_test(crop_is_shifted_copy),
         cmocka_unit_test(flip),
+        cmocka_unit_test(cutout_hole),
         cmocka_unit_test(batch_deterministic_and_consistent),
         cmocka_unit_test(batch_refuses_bad_input),
     };

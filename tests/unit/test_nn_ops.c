@@ -10,7 +10,9 @@
  * max pool are kept away from their kinks and ties so that the step never
  * crosses one. The checker itself is checked: a corrupted gradient must
  * be caught. Also: sticky shape errors, the arena settling, parameter
- * save/load, MAC counts and PyTorch's default initialisation bounds. */
+ * save/load, MAC counts and PyTorch's default initialisation bounds.
+ * Drop-path (a per-sample mask made of existing backend entries) is
+ * checked against dropout's mask for the same seed as well. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -327,6 +329,10 @@ static struct nn_tensor *f_linear(struct gc *c)
     return nn_linear(c->g, c->leaf[0], c->leaf[1], c->nleaf > 2 ? c->leaf[2] : NULL);
 }
 static struct nn_tensor *f_dropout(struct gc *c) { return nn_dropout(c->g, c->leaf[0], 0.3f, 77); }
+static struct nn_tensor *f_drop_path(struct gc *c)
+{
+    return nn_drop_path(c->g, c->leaf[0], c->farg[0], (uint64_t)c->iarg[0]);
+}
 static struct nn_tensor *f_ce(struct gc *c) { return nn_softmax_ce(c->g, c->leaf[0], c->labels, NULL); }
 
 static void test_relu(void **s)
@@ -385,6 +391,86 @@ static void test_dropout(void **s)
     assert_ptr_equal(f_dropout(&c), c.leaf[0]);
     nn_graph_set_training(c.g, 1);
     gc_expect_ok(&c);
+}
+
+/* Drop-path: whole samples zeroed, the rest scaled by 1/keep; sample i's
+ * fate is dropout's mask element i for the same seed; identity outside
+ * training and at p 0; the gradient through the fixed mask checks out. */
+static void drop_path_case(int ndim, const int *xs, float p, int seed)
+{
+    struct gc c;
+    gc_init(&c, f_drop_path, 410 + (uint64_t)seed);
+    struct nn_tensor *x = leaf(&c, ndim, xs, -1, 1, 0);
+    c.farg[0] = p;
+    c.iarg[0] = seed;
+    int n = xs[0];
+    size_t per = x->numel / (size_t)n;
+    nn_graph_reset(c.g);
+    struct nn_tensor *y = f_drop_path(&c);
+    assert_non_null(y);
+    float *xv = malloc(x->numel * sizeof *xv), *yv = malloc(x->numel * sizeof *yv);
+    nn_tensor_download(x, xv);
+    nn_tensor_download(y, yv);
+    /* dropout's mask over n values, same seed: the per-sample decision */
+    int ns[2] = {n, 1};
+    char err[256];
+    struct nn_tensor *ones = nn_tensor_new(c.be, 2, ns, 0, err, sizeof err);
+    assert_non_null(ones);
+    c.be->fill(c.be, ones->data, 1.0f, (size_t)n);
+    struct nn_tensor *dm = nn_dropout(c.g, ones, p, (uint64_t)seed);
+    assert_non_null(dm);
+    float *mv = malloc((size_t)n * sizeof *mv);
+    nn_tensor_download(dm, mv);
+    int dropped = 0;
+    for (int i = 0; i < n; i++) {
+        int gone = mv[i] == 0.0f;
+        dropped += gone;
+        for (size_t j = 0; j < per; j++) {
+            size_t e = (size_t)i * per + j;
+            if (gone) assert_true(yv[e] == 0.0f);
+            else assert_true(yv[e] == xv[e] * (1.0f / (1.0f - p)));
+        }
+    }
+    if (n >= 40) assert_in_range(dropped, (int)(0.5 * p * n), (int)(1.6 * p * n) + 1);
+    /* no gradient to anything but x, and no mask outside training or at p 0 */
+    nn_graph_set_training(c.g, 0);
+    assert_ptr_equal(f_drop_path(&c), x);
+    nn_graph_set_training(c.g, 1);
+    assert_ptr_equal(nn_drop_path(c.g, x, 0.0f, 1), x);
+    free(xv);
+    free(yv);
+    free(mv);
+    nn_tensor_free(ones);
+    gc_expect_ok(&c);
+}
+
+static void test_drop_path(void **s)
+{
+    (void)s;
+    int a[4] = {6, 3, 3, 3};      /* 27 values a sample: the spreading's odd tail */
+    drop_path_case(4, a, 0.5f, 3);
+    int b[2] = {64, 5};           /* many samples: about p of them dropped */
+    drop_path_case(2, b, 0.3f, 8);
+    int c1[4] = {4, 2, 4, 4};     /* a power of two a sample */
+    drop_path_case(4, c1, 0.2f, 11);
+    int d[4] = {5, 1, 1, 1};      /* one value a sample */
+    drop_path_case(4, d, 0.5f, 12);
+}
+
+static void test_drop_path_refuses(void **s)
+{
+    (void)s;
+    char err[256];
+    struct nn_backend *be = nn_backend_cpu_new(1, err, sizeof err);
+    struct nn_graph *g = nn_graph_new(be, err, sizeof err);
+    int xs[2] = {2, 3};
+    struct nn_tensor *x = nn_graph_tensor(g, 2, xs);
+    assert_null(nn_drop_path(g, x, 1.0f, 1));
+    assert_non_null(strstr(nn_graph_error(g), "drop_path"));
+    nn_graph_reset(g);
+    assert_null(nn_drop_path(g, NULL, 0.1f, 1));
+    nn_graph_free(g);
+    nn_backend_free(be);
 }
 
 static void test_softmax_ce(void **s)
@@ -787,6 +873,8 @@ int main(void)
         cmocka_unit_test(test_gap),
         cmocka_unit_test(test_linear),
         cmocka_unit_test(test_dropout),
+        cmocka_unit_test(test_drop_path),
+        cmocka_unit_test(test_drop_path_refuses),
         cmocka_unit_test(test_softmax_ce),
         cmocka_unit_test(test_mixed_op),
         cmocka_unit_test(test_wsum_raw_weights),
