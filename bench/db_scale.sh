@@ -14,7 +14,10 @@
 #   sh bench/db_scale.sh [JOBS] [TRIALS] [PROGRESS] [REPS]   (needs make)
 #
 # The statements are copies of those in scheduler/claim.c, server/jobs.c,
-# server/feed.c and migrations/0007 (keep them in step). The stack's own
+# server/feed.c and migrations/0007 (keep them in step). The team board
+# is timed as pages (first, and after a cursor half-way down), its count,
+# the CSV export (time to first byte and to the last) and, for
+# comparison, the one statement it was before migrations/0008. The stack's own
 # scheduler is stopped before seeding, so nothing changes the data while
 # it is measured. Every figure comes from this run on this machine.
 set -eu
@@ -120,7 +123,36 @@ explain "job leaderboard" \
   FROM trials t JOIN jobs j ON j.id = t.job_id
   WHERE t.state = 'succeeded' AND t.artifact_lo IS NOT NULL AND t.job_id = '$job' AND t.team_id = '$team'
   ORDER BY rank, t.finished_at, t.id"
-explain "team leaderboard (every model)" \
+# The team board (server/jobs.c, TEAM_PAGE_SQL): a page after a cursor
+# is the next N after (score, id), an index seek at any depth; the middle
+# of the board is read from the data.
+board="t.team_id = '$team' AND t.state = 'succeeded' AND t.artifact_lo IS NOT NULL
+    AND t.score IS NOT NULL AND j.dataset_id = '$ds' AND j.target = 'species' AND j.metric = 'accuracy'"
+mid=$(psql_q "SELECT t.score || ' ' || t.id FROM trials t JOIN jobs j ON j.id = t.job_id WHERE $board
+              ORDER BY t.score DESC, t.id DESC OFFSET $(( jobs * trials / 2 )) LIMIT 1")
+mid_score=${mid% *}
+mid_id=${mid#* }
+team_page() { # KEYSET LIMIT
+    printf '%s' "SELECT CASE WHEN b.score = NULL::float8 THEN NULL::bigint
+    ELSE 0 + rank() OVER (ORDER BY b.score DESC) END AS rank, b.*
+  FROM (SELECT t.id AS model_id, t.job_id, t.family, t.params, j.metric, t.score, t.score_std,
+      t.metrics, t.fit_seconds, t.predict_us_per_row, t.model_bytes, t.finished_at, t.details
+    FROM trials t JOIN jobs j ON j.id = t.job_id WHERE $board $1
+    ORDER BY t.score DESC, t.id DESC LIMIT $2) b ORDER BY b.score DESC, b.model_id DESC"
+}
+after_mid="AND (t.score, t.id) < ($mid_score::float8, '$mid_id'::uuid)"
+count="SELECT count(*) FROM trials t JOIN jobs j ON j.id = t.job_id WHERE $board"
+explain "team board: first page (101)" "$(team_page '' 101)"
+explain "team board: page at 50% (101)" "$(team_page "$after_mid" 101)"
+explain "team board: export batch (1000)" "$(team_page "$after_mid" 1000)"
+explain "team board: total (count)" "$count"
+explain "team board: version digest" \
+ "SELECT md5(coalesce(string_agg(j.id::text || ':' || coalesce(h.board_seq, 0)::text, ',' ORDER BY j.id), ''))
+  FROM jobs j LEFT JOIN job_event_heads h ON h.job_id = j.id
+  WHERE j.team_id = '$team' AND j.dataset_id = '$ds' AND j.target = 'species' AND j.metric = 'accuracy'"
+echo "... the team board before migrations/0008 (every model in one statement), and the page without its index"
+noidx8="DROP INDEX trials_team_board_idx;"
+explain "team board: every model (before)" \
  "SELECT rank() OVER (ORDER BY CASE WHEN j.higher_is_better THEN -t.score ELSE t.score END) AS rank,
     t.id, t.job_id, t.family, t.params, j.metric, t.score, t.score_std, t.metrics, t.fit_seconds,
     t.predict_us_per_row, t.model_bytes, t.finished_at, t.details
@@ -128,6 +160,9 @@ explain "team leaderboard (every model)" \
   WHERE t.state = 'succeeded' AND t.artifact_lo IS NOT NULL AND t.team_id = '$team'
     AND j.dataset_id = '$ds' AND j.target = 'species' AND j.metric = 'accuracy'
   ORDER BY rank, t.finished_at, t.id"
+explain "  first page, no 0008 index" "$(team_page '' 101)" "$noidx8"
+explain "  page at 50%, no 0008 index" "$(team_page "$after_mid" 101)" "$noidx8"
+explain "  total, no 0008 index" "$count" "$noidx8"
 explain "events after= (100)" \
  "SELECT h.compacted_seq, e.* FROM job_event_heads h LEFT JOIN LATERAL
    (SELECT seq, type, trial_id, data, created_at FROM job_events
@@ -180,7 +215,34 @@ http "GET /v1/jobs?limit=50" "/v1/jobs?limit=50"
 http "GET /v1/jobs/{id}/trials" "/v1/jobs/$job/trials"
 http "GET /v1/jobs/{id}/leaderboard" "/v1/jobs/$job/leaderboard"
 http "GET /v1/jobs/{id}/events?after=" "/v1/jobs/$job/events?after=$after&limit=100"
-http "GET /v1/leaderboards (team)" "/v1/leaderboards?dataset_id=$ds"
+http "GET /v1/leaderboards (first page)" "/v1/leaderboards?dataset_id=$ds"
+# The page at 50%: the cursor a walk would hold there (server/jobs.c,
+# cursor_encode: "c1", metric, position, rank, score, id, target in hex).
+mid_rank=$(psql_q "SELECT 1 + count(*) FROM trials t JOIN jobs j ON j.id = t.job_id
+                   WHERE $board AND t.score > $mid_score")
+cursor=$(printf 'c1\naccuracy\n%s\n%s\n%s\n%s\nspecies' "$(( jobs * trials / 2 + 1 ))" "$mid_rank" \
+         "$mid_score" "$mid_id" | od -An -v -tx1 | tr -d ' \n')
+http "  ... page at 50% (cursor)" "/v1/leaderboards?dataset_id=$ds&cursor=$cursor"
+http "  ... limit=1000 at 50%" "/v1/leaderboards?dataset_id=$ds&limit=1000&cursor=$cursor"
+echo
+echo "the CSV export (Accept: text/csv, every model), $reps requests, in ms"
+ps -o rss= -p "$(echo $pids | cut -d' ' -f1)" | awk '{ printf "podium-server RSS before the export: %.0f MB\n", $1 / 1024 }'
+printf '%-34s %10s %10s %10s %10s %10s\n' "request" "ttfb med" "ttfb max" "total med" "total max" "lines"
+: >"$tmp/times"
+for _ in $(seq "$reps"); do
+    curl -s -o "$tmp/body" -w '%{http_code} %{time_starttransfer} %{time_total}\n' -H "$H" \
+         -H 'Accept: text/csv' "$api/v1/leaderboards?dataset_id=$ds" >>"$tmp/times"
+done
+bad=$(awk '$1 != 200' "$tmp/times" | wc -l)
+lines=$(wc -l <"$tmp/body")
+awk '{ print $2 * 1000, $3 * 1000 }' "$tmp/times" | sort -n -k1,1 >"$tmp/ttfb"
+awk '{ print $3 * 1000 }' "$tmp/times" | sort -n >"$tmp/total"
+printf '%-34s %10.2f %10.2f %10.2f %10.2f %10d%s\n' "GET /v1/leaderboards (CSV)" \
+       "$(awk -v n="$reps" 'NR == int((n + 1) / 2) { print $1 }' "$tmp/ttfb")" \
+       "$(tail -1 "$tmp/ttfb" | cut -d' ' -f1)" \
+       "$(awk -v n="$reps" 'NR == int((n + 1) / 2) { print $1 }' "$tmp/total")" \
+       "$(tail -1 "$tmp/total")" "$lines" "$([ "$bad" -gt 0 ] && echo "   ($bad not 200)")"
+ps -o rss= -p "$(echo $pids | cut -d' ' -f1)" | awk '{ printf "podium-server RSS after the export: %.0f MB\n", $1 / 1024 }'
 
 echo
 old=$(psql_q "SELECT count(*) FROM jobs WHERE state = 'succeeded' AND finished_at < now() - interval '7 days'")

@@ -11,7 +11,9 @@
  *
  * Leaderboards (a job's and a team's) are rendered once per version and
  * served from memory to every poller (rcache.h; jobs.c says how each is
- * keyed and versioned); other handlers of job resources (lrfind.c) use
+ * keyed and versioned). The team's is paged by keyset (limit, cursor,
+ * `next`; only its first page is kept) and its CSV export, every model,
+ * is streamed from one snapshot instead of rendered; other handlers of job resources (lrfind.c) use
  * the same cache through jobs_cached and jobs_respond_stored.
  */
 #ifndef PODIUM_SERVER_JOBS_H

@@ -15,9 +15,10 @@
  * It signs in, uploads tests/data/tabular/iris.csv by dropping it on the
  * drop zone, starts a job from the form, watches the leaderboard fill in,
  * sorts it, opens a trial, downloads the best model (its bytes must equal
- * GET /v1/models/{id}/artifact), predicts, opens the team leaderboard and
- * exports it, uploads tests/data/images/digits8x8.zip and sees its sample
- * thumbnails load, then walks the same pages at a phone's width. Any console
+ * GET /v1/models/{id}/artifact), predicts, opens the team leaderboard,
+ * exports it and walks it a page at a time, uploads
+ * tests/data/images/digits8x8.zip and sees its sample thumbnails load,
+ * then walks the same pages at a phone's width. Any console
  * error or page error fails it. Exit status 0 only when every step passed.
  */
 import { createRequire } from 'node:module';
@@ -265,6 +266,30 @@ async function desktop(browser) {
     check(csvText.trim().split('\n').length === teamRows + 1, 'the export does not have a line per model');
     await checkLabels(page);
     await shot(page, 'desktop-6-team-leaderboard');
+    // A page at a time: with 2 models a page (the first request rewritten
+    // on its way to the real server; `next` keeps the limit), "Show more"
+    // walks the whole board, in the export's order, each model once.
+    const csvIds = csvText.trim().split('\n').slice(1).map((l) => l.split(',')[1]);
+    const boardUrl = /\/v1\/leaderboards\?/;
+    await page.route(boardUrl, (route) => {
+        const u = new URL(route.request().url());
+        if (!u.searchParams.has('limit') && !u.searchParams.has('cursor')) u.searchParams.set('limit', '2');
+        return route.continue({ url: u.toString() });
+    });
+    await page.reload();
+    await page.locator('#team-leaderboard tbody tr').first().waitFor();
+    check(await page.locator('#team-leaderboard tbody tr').count() === 2, 'the first page does not have 2 rows');
+    for (let clicks = 0; await page.locator('#more-models').isVisible() && clicks < 200; clicks++) {
+        const before = await page.locator('#team-leaderboard tbody tr').count();
+        await page.locator('#more-models').click();
+        await page.waitForFunction((b) => document.querySelectorAll('#team-leaderboard tbody tr').length > b, before);
+    }
+    const shownIds = await page.locator('#team-leaderboard tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.model));
+    check(JSON.stringify(shownIds) === JSON.stringify(csvIds),
+        `"Show more" did not walk the board in the export's order: ${shownIds.length} rows, ${csvIds.length} in the export`);
+    const shownText = await page.locator('#team-board-shown').innerText();
+    check(shownText.includes(`${csvIds.length} of ${csvIds.length}`), `the page says "${shownText}" after the last page`);
+    await page.unroute(boardUrl);
 
     step = 'jobs list';
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Jobs' }).click();

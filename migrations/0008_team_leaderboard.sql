@@ -1,0 +1,25 @@
+-- 0008: the team leaderboard (GET /v1/leaderboards, server/jobs.c) on an
+-- index at 100,000 trials.
+--
+-- The board is a team's models (succeeded trials with an artifact) on one
+-- data set, target and metric, ordered by score and then id, in the
+-- metric's direction, and paged by keyset: a page is "the next N after
+-- (score, id)". The trials do not know their data set, target or metric
+-- (their job does), so the index is on the team: it hands the team's
+-- models over in board order (forwards for lower-is-better metrics,
+-- backwards for higher-is-better ones), each joined to its job and kept
+-- when the job is on the board, until the page is full. A page is then an
+-- index seek and a few dozen rows, at any depth, instead of a sort of
+-- every model; the CSV export is the same seek repeated, a batch at a
+-- time. job_id is included so the join and the board's count read the
+-- index only.
+--
+-- Where a team's models are spread over many boards, a page reads past
+-- the other boards' models to fill itself (bench/db_scale.sh measures one
+-- board, the team's every model).
+--
+-- The predicate is the board's: a model always has a score (the
+-- scheduler stores none without one), and the query repeats it so the
+-- index applies.
+CREATE INDEX trials_team_board_idx ON trials (team_id, score, id) INCLUDE (job_id)
+    WHERE state = 'succeeded' AND artifact_lo IS NOT NULL AND score IS NOT NULL;
