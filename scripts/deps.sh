@@ -34,8 +34,16 @@ if [ "$(id -u)" -eq 0 ]; then
     echo "deps: installing$missing"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # Installing the postgresql package must not start Debian's own cluster
-    # service on a machine without one; ours is started by scripts/pg.sh.
+    # Installing the postgresql package must not create and start Debian's
+    # own cluster (15/main on port 5432) on a machine without one: ours is
+    # started by scripts/pg.sh. postgresql-common reads this setting (and
+    # keeps a file that is already there) when the package is installed.
+    case " $missing " in *" postgresql "*)
+        if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+            mkdir -p /etc/postgresql-common
+            echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
+        fi;;
+    esac
     apt-get install -y -qq --no-install-recommends $missing
 else
     echo "deps: missing Debian packages:$missing" >&2

@@ -19,10 +19,11 @@ pg_bindir() {
     return 1
 }
 
-# Run a command as the user that owns the cluster.
+# Run a command as the user that owns the cluster (from /: the caller's
+# folder may be closed to that user, and every path here is absolute).
 pg_as() {
     if [ "$(id -u)" -eq 0 ]; then
-        runuser -u podium -- "$@"
+        (cd / && runuser -u podium -- "$@")
     else
         "$@"
     fi

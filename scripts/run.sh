@@ -9,6 +9,17 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/pg.sh"
 
 data=${PODIUM_DATA_DIR:-$root/var}
+# As root, PostgreSQL runs as the user "podium", which must reach the data
+# folder. A checkout in /root (or in a home folder of mode 0700, what Debian
+# 12's adduser creates) is closed to it: then, unless PODIUM_DATA_DIR says
+# otherwise, the data lives in /var/lib/podium instead.
+if [ -z "${PODIUM_DATA_DIR:-}" ] && [ -z "${DATABASE_URL:-}" ] && [ "$(id -u)" -eq 0 ]; then
+    pg_ensure_user
+    if ! runuser -u podium -- test -x "$root"; then
+        data=/var/lib/podium
+        echo "podium: $root is closed to the user podium (it runs PostgreSQL); data in $data"
+    fi
+fi
 mkdir -p "$data"
 data=$(cd "$data" && pwd)
 export PODIUM_DATA_DIR="$data"      # the scheduler keeps its cache under it
