@@ -147,12 +147,16 @@ int migrate_apply(PGconn *conn, const struct migration *list, size_t n,
         snprintf(err, errlen, "taking the migration lock: %s", msg);
         goto out;
     }
+    /* Under the lock, so no one else creates it meanwhile; a DO block
+     * rather than IF NOT EXISTS, which prints a NOTICE on every start. */
     if (exec_ok(conn,
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "DO $$ BEGIN IF to_regclass('schema_migrations') IS NULL THEN "
+                "CREATE TABLE schema_migrations ("
                 " version integer PRIMARY KEY,"
                 " name text NOT NULL,"
                 " checksum text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())",
+                " applied_at timestamptz NOT NULL DEFAULT now()); "
+                "END IF; END $$",
                 msg, sizeof msg) < 0) {
         strip_newline(msg);
         snprintf(err, errlen, "creating schema_migrations: %s", msg);
