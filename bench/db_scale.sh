@@ -13,7 +13,7 @@
 #
 #   sh bench/db_scale.sh [JOBS] [TRIALS] [PROGRESS] [REPS]   (needs make)
 #
-# The statements are copies of those in scheduler/claim.c, server/jobs.c,
+# The statements are copies of those in scheduler/claim.c, server/leaderboard.c,
 # server/feed.c and migrations/0007 (keep them in step). The team board
 # is timed as pages (first, and after a cursor half-way down), its count,
 # the CSV export (time to first byte and to the last) and, for
@@ -123,7 +123,7 @@ explain "job leaderboard" \
   FROM trials t JOIN jobs j ON j.id = t.job_id
   WHERE t.state = 'succeeded' AND t.artifact_lo IS NOT NULL AND t.job_id = '$job' AND t.team_id = '$team'
   ORDER BY rank, t.finished_at, t.id"
-# The team board (server/jobs.c, TEAM_PAGE_SQL): a page after a cursor
+# The team board (server/leaderboard.c, TEAM_PAGE_SQL): a page after a cursor
 # is the next N after (score, id), an index seek at any depth; the middle
 # of the board is read from the data.
 board="t.team_id = '$team' AND t.state = 'succeeded' AND t.artifact_lo IS NOT NULL
@@ -216,7 +216,7 @@ http "GET /v1/jobs/{id}/trials" "/v1/jobs/$job/trials"
 http "GET /v1/jobs/{id}/leaderboard" "/v1/jobs/$job/leaderboard"
 http "GET /v1/jobs/{id}/events?after=" "/v1/jobs/$job/events?after=$after&limit=100"
 http "GET /v1/leaderboards (first page)" "/v1/leaderboards?dataset_id=$ds"
-# The page at 50%: the cursor a walk would hold there (server/jobs.c,
+# The page at 50%: the cursor a walk would hold there (server/leaderboard.c,
 # cursor_encode: "c1", metric, position, rank, score, id, target in hex).
 mid_rank=$(psql_q "SELECT 1 + count(*) FROM trials t JOIN jobs j ON j.id = t.job_id
                    WHERE $board AND t.score > $mid_score")

@@ -11,6 +11,14 @@ void db_error(PGconn *conn, char *err, size_t errlen)
     while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' ')) err[--n] = '\0';
 }
 
+int db_command(PGconn *conn, const char *sql)
+{
+    PGresult *res = PQexec(conn, sql);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
 PGconn *db_connect(const char *conninfo, const char *app_name,
                    int connect_timeout_s, char *err, size_t errlen)
 {

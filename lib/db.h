@@ -18,4 +18,8 @@ PGconn *db_connect(const char *conninfo, const char *app_name,
 /* The connection's last error on one line (libpq ends it with '\n'). */
 void db_error(PGconn *conn, char *err, size_t errlen);
 
+/* Run sql, a statement that returns no rows (BEGIN, COMMIT, ROLLBACK):
+ * 0 when it succeeded, -1 otherwise. */
+int db_command(PGconn *conn, const char *sql);
+
 #endif

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "lib/csv.h"
+#include "lib/db.h"
 #include "lib/gunzip.h"
 #include "lib/log.h"
 #include "lib/pgjson.h"
@@ -33,14 +34,6 @@
 static int not_found(struct http_req *r)
 {
     return http_problem(r, 404, "not-found", "Not found", NULL, "no data set at %s", r->path);
-}
-
-static int exec_ok(PGconn *db, const char *sql)
-{
-    PGresult *res = PQexec(db, sql);
-    int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    PQclear(res);
-    return ok ? 0 : -1;
 }
 
 cJSON *datasets_insert(PGconn *db, const struct dataset_new *d, PGresult **res_out)
@@ -260,7 +253,7 @@ int datasets_content(struct http_req *r)
     memset(&r->db, 0, sizeof r->db);
     c->left = size;
     char err[256];
-    if (exec_ok(c->db.pg, "BEGIN READ ONLY") < 0 ||
+    if (db_command(c->db.pg, "BEGIN READ ONLY") < 0 ||
         (c->blob = blob_reader_open(c->db.pg, lo, zstd, err, sizeof err)) == NULL) {
         ret = http_problem_db_unavailable(r, "opening the content");
         content_done(c);
@@ -337,7 +330,7 @@ static int preview_tabular(struct http_req *r, Oid lo, int zstd, int gz, const c
         ret = http_problem(r, 500, "internal", "Internal error", NULL, "out of memory");
         goto out;
     }
-    if (exec_ok(r->db.pg, "BEGIN READ ONLY") < 0 ||
+    if (db_command(r->db.pg, "BEGIN READ ONLY") < 0 ||
         (b = blob_reader_open(r->db.pg, lo, zstd, err, sizeof err)) == NULL) {
         ret = http_problem_db_unavailable(r, "reading a preview");
         goto out;
@@ -360,7 +353,7 @@ static int preview_tabular(struct http_req *r, Oid lo, int zstd, int gz, const c
     ret = http_respond_json(r, 200, out);
 out:
     blob_reader_close(b);
-    exec_ok(r->db.pg, "COMMIT");
+    db_command(r->db.pg, "COMMIT");
     gunzip_free(g);
     csv_parser_free(pv.csv);
     cJSON_Delete(pv.columns);
@@ -425,7 +418,7 @@ int datasets_delete(struct http_req *r)
     if (db == NULL) return http_problem_db_unavailable(r, "deleting a data set");
     const char *p[2] = {id, r->auth.team_id};
     PGresult *res = NULL;
-    if (exec_ok(db, "BEGIN") < 0) goto db_error;
+    if (db_command(db, "BEGIN") < 0) goto db_error;
     /* Lock the blob first: a concurrent upload of the same bytes (which
      * takes it FOR SHARE) or a delete of another data set on it waits, so
      * the last user of a blob always sees itself as the last. */
@@ -436,7 +429,7 @@ int datasets_delete(struct http_req *r)
     if (PQresultStatus(res) != PGRES_TUPLES_OK) goto db_error;
     if (PQntuples(res) == 0) {
         PQclear(res);
-        exec_ok(db, "ROLLBACK");
+        db_command(db, "ROLLBACK");
         return not_found(r);
     }
     /* With the data set's row locked, a job being created on it waits for
@@ -454,7 +447,7 @@ int datasets_delete(struct http_req *r)
     PQclear(busy);
     if (jobs > 0) {
         PQclear(res);
-        exec_ok(db, "ROLLBACK");
+        db_command(db, "ROLLBACK");
         return http_problem(r, 409, "dataset-in-use", "Conflict", NULL,
                             "%ld job%s running on this data set; cancel %s or wait for %s to finish",
                             jobs, jobs == 1 ? " is" : "s are", jobs == 1 ? "it" : "them",
@@ -477,11 +470,11 @@ int datasets_delete(struct http_req *r)
     if (PQresultStatus(res) != PGRES_TUPLES_OK) goto db_error;
     PQclear(res);
     res = NULL;
-    if (exec_ok(db, "COMMIT") < 0) goto db_error;
+    if (db_command(db, "COMMIT") < 0) goto db_error;
     return http_respond_empty(r, 204);
 db_error:;
     int ret = http_problem_db(r, res);
     PQclear(res);
-    exec_ok(db, "ROLLBACK");
+    db_command(db, "ROLLBACK");
     return ret;
 }

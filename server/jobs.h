@@ -1,5 +1,6 @@
 /*
- * jobs.h - search jobs, their trials and leaderboards over the API.
+ * jobs.h - search jobs and their trials over the API, and the cache of
+ * rendered job resources that the handlers of a job's other views share.
  *
  * The server only records what a user asks for and reads back what the
  * schedulers did: POST /v1/jobs inserts a queued job and NOTIFYs
@@ -9,12 +10,16 @@
  * (migrations/0005, feed.h), and GETs of a job, its trials and its
  * leaderboard are tagged with the job's latest event seq.
  *
- * Leaderboards (a job's and a team's) are rendered once per version and
- * served from memory to every poller (rcache.h; jobs.c says how each is
- * keyed and versioned). The team's is paged by keyset (limit, cursor,
- * `next`; only its first page is kept) and its CSV export, every model,
- * is streamed from one snapshot instead of rendered; other handlers of job resources (lrfind.c) use
- * the same cache through jobs_cached and jobs_respond_stored.
+ * Leaderboards (a job's and a team's: leaderboard.h) and LR-finder
+ * results (lrfind.h) are rendered once per version and served from memory
+ * to every poller through the cache declared at the end of this file
+ * (rcache.h; jobs.c and leaderboard.c say how each is keyed and
+ * versioned): jobs_from_memory, jobs_cached_at and jobs_respond_job for a
+ * job's resources, jobs_cached and jobs_respond_stored for any other key.
+ * Models are models.h.
+ *
+ * Threads: everything here runs on libmicrohttpd's worker threads; the
+ * cache may be used from any of them (rcache.h).
  */
 #ifndef PODIUM_SERVER_JOBS_H
 #define PODIUM_SERVER_JOBS_H
@@ -22,6 +27,7 @@
 #include <stdint.h>
 
 #include "lib/pgjson.h"
+#include "server/events.h"
 #include "server/http.h"
 
 /* A job as the API shows it (without its progress): the select list over
@@ -43,11 +49,20 @@ int jobs_get(struct http_req *r);
 int jobs_update(struct http_req *r);
 int jobs_cancel(struct http_req *r);
 int jobs_trials(struct http_req *r);
-int jobs_leaderboard(struct http_req *r);
 int trials_get(struct http_req *r);
-int leaderboards_team(struct http_req *r);
-int models_get(struct http_req *r);
-int models_artifact(struct http_req *r);
+
+/* A metric a job may optimise: whether it scores classification (else
+ * regression), and its direction. */
+struct jobs_metric { const char *name; int classification; int higher_is_better; };
+
+/* The metric called name, or NULL when there is none. */
+const struct jobs_metric *jobs_metric_find(const char *name);
+
+/* One job of the caller's team (the path's job_id), with progress; NULL
+ * (response queued, *ret set) when it is not there. seq (may be NULL) gets
+ * its latest event seqs, which the event table also learns. The caller
+ * PQclears. */
+PGresult *jobs_fetch(struct http_req *r, int *ret, int64_t seq[EVENTS_VIEWS]);
 
 /* An unchanged GET answered from memory (events.h): when If-None-Match
  * matches the tag of variant at the job's latest seq of view (enum

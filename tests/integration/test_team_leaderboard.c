@@ -1,5 +1,5 @@
 /* test_team_leaderboard.c - GET /v1/leaderboards (the team leaderboard,
- * server/jobs.c) paged by keyset and exported whole as CSV, against a
+ * server/leaderboard.c) paged by keyset and exported whole as CSV, against a
  * real server and PostgreSQL, on boards seeded in SQL: an accuracy board
  * (higher is better) of 2,200 models over two jobs, more than two of the
  * export's batches, and a logloss board (lower is better) of 250, their
