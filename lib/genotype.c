@@ -315,3 +315,12 @@ char *genotype_svg(const struct genotype *g, const char *title)
     }
     return b.p;
 }
+
+const struct genotype genotype_darts_v2 = {
+    .normal = {{GOP_SEP_CONV_3X3, 0}, {GOP_SEP_CONV_3X3, 1}, {GOP_SEP_CONV_3X3, 0},
+               {GOP_SEP_CONV_3X3, 1}, {GOP_SEP_CONV_3X3, 1}, {GOP_SKIP_CONNECT, 0},
+               {GOP_SKIP_CONNECT, 0}, {GOP_DIL_CONV_3X3, 2}},
+    .reduce = {{GOP_MAX_POOL_3X3, 0}, {GOP_MAX_POOL_3X3, 1}, {GOP_SKIP_CONNECT, 2},
+               {GOP_MAX_POOL_3X3, 1}, {GOP_MAX_POOL_3X3, 0}, {GOP_SKIP_CONNECT, 2},
+               {GOP_SKIP_CONNECT, 2}, {GOP_MAX_POOL_3X3, 1}},
+};

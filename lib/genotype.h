@@ -54,6 +54,10 @@ struct genotype {
 };
 
 /* "sep_conv_3x3" for GOP_SEP_CONV_3X3; NULL out of range. */
+/* DARTS_V2, the cells the paper found on CIFAR-10 (Liu et al. 2019): the
+ * cnn family's default genotype. */
+extern const struct genotype genotype_darts_v2;
+
 const char *genotype_op_name(int op);
 /* The op called name, or -1. */
 int genotype_op_find(const char *name);

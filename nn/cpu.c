@@ -6,15 +6,17 @@
  *
  * Called from one thread at a time. With threads > 1 the backend keeps
  * threads - 1 workers of its own (cpu_parallel) that split the big loops
- * (ReLU, batch norm and pools by channel or plane, im2col/col2im by
- * image, depthwise convolution by channel, and the convolution GEMMs by
- * column or row slices, each slice a single-threaded OpenBLAS call); each
- * call returns when all its work is done. Every split writes disjoint
- * outputs, so results do not depend on the thread count. Reductions that feed
- * a gradient are summed in float within a plane and in double across
- * planes. The optimizer entries run nn/optim_math.h, nn/optim's own host
- * code, so an optimizer on this backend gives the same bits as one over
- * host arrays.
+ * (ReLU, batch norm and pools by channel or plane, depthwise convolution
+ * by channel, pointwise convolution and the other convolutions by image);
+ * each call returns when all its work is done. Every split writes
+ * disjoint outputs, except the convolutions' weight gradients, which each
+ * thread sums over its own images and which are then added up in thread
+ * order: results are the same on every run with the same thread count,
+ * and differ between thread counts only by float rounding. Reductions
+ * that feed a gradient are summed in float within a plane (in 8 partial
+ * sums, which vectorise) and in double across planes. The optimizer
+ * entries run nn/optim_math.h, nn/optim's own host code, so an optimizer
+ * on this backend gives the same bits as one over host arrays.
  */
 #include "nn/backend.h"
 
@@ -27,9 +29,11 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nn/cpu_kernels.h"
 #include "nn/optim_math.h"
@@ -78,35 +82,75 @@ static void cpu_copy(struct nn_backend *be, float *dst, const float *src, size_t
     memmove(dst, src, n * sizeof *dst);
 }
 
-float *cpu_scratch(struct nn_backend *be, size_t n)
+float *cpu_slot_scratch(struct nn_backend *be, int slot, size_t n)
 {
     struct cpu_ctx *c = be->ctx;
-    if (n <= c->scratch_cap) return c->scratch;
+    if (n <= c->scratch_cap[slot]) return c->scratch[slot];
     size_t cap = n + n / 4;
     float *p = cpu_alloc(be, cap);
     if (!p) return NULL;
-    free(c->scratch);
-    c->scratch = p;
-    c->scratch_cap = cap;
+    free(c->scratch[slot]);
+    c->scratch[slot] = p;
+    c->scratch_cap[slot] = cap;
     return p;
 }
 
 /* --- worker pool -------------------------------------------------------------- */
 
-/* Workers sleep on a condition variable between jobs; a job is a range
- * function, split evenly. One job at a time (the backend's caller is one
- * thread). */
+/* One job at a time (the backend's caller is one thread); a job is a
+ * range function, split evenly. A training step is hundreds of short
+ * jobs back to back, so both sides spin a little before sleeping: workers
+ * watch the job counter (gen) for SPIN_NS after their last job, then
+ * sleep on a condition variable; the caller, having done its own share,
+ * watches the count of workers still busy (pending) the same way.
+ * Sleeping after every job cost a kernel round trip per wake-up: 60 steps
+ * of bench/nn_step.c on 2 threads made 5,048 context switches before,
+ * 397 with the spin. */
 struct cpu_pool {
     pthread_t *th;
     int n;                   /* workers (threads - 1) */
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    cpu_range_fn fn;
+    cpu_range_fn fn;         /* written before gen is bumped */
     void *arg;
     size_t total;
-    unsigned gen;
-    int pending, stop;
+    atomic_uint gen;
+    atomic_int pending, stop;
 };
+
+#define SPIN_NS 100000L      /* 0.1 ms */
+
+static long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* Spin until gen differs from seen or the pool stops, up to SPIN_NS:
+ * 1 when it happened. */
+static int spin_for_job(struct cpu_pool *p, unsigned seen)
+{
+    long t0 = 0;
+    for (int i = 0;; i++) {
+        if (atomic_load_explicit(&p->gen, memory_order_acquire) != seen ||
+            atomic_load_explicit(&p->stop, memory_order_relaxed))
+            return 1;
+        cpu_relax();
+        if ((i & 255) == 255) {
+            long t = now_ns();
+            if (t0 == 0) t0 = t;
+            else if (t - t0 > SPIN_NS) return 0;
+        }
+    }
+}
 
 struct worker_arg { struct cpu_pool *p; int id; };
 
@@ -117,21 +161,25 @@ static void *worker_main(void *v)
     int id = wa->id;
     free(wa);
     unsigned seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && p->gen == seen) pthread_cond_wait(&p->go, &p->mu);
-        if (p->stop) break;
-        seen = p->gen;
-        cpu_range_fn fn = p->fn;
-        void *arg = p->arg;
+        if (!spin_for_job(p, seen)) {
+            pthread_mutex_lock(&p->mu);
+            while (!atomic_load(&p->stop) && atomic_load(&p->gen) == seen)
+                pthread_cond_wait(&p->go, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->stop)) break;
+        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
         size_t total = p->total, parts = (size_t)p->n + 1;
-        pthread_mutex_unlock(&p->mu);
         size_t lo = total * (size_t)id / parts, hi = total * (size_t)(id + 1) / parts;
-        if (lo < hi) fn(arg, lo, hi);
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->done);
+        if (lo < hi) p->fn(p->arg, lo, hi);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            /* the last one: the caller may be asleep */
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -139,7 +187,7 @@ static void pool_free(struct cpu_pool *p)
 {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->stop = 1;
+    atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
     for (int i = 0; i < p->n; i++) pthread_join(p->th[i], NULL);
@@ -159,6 +207,9 @@ static struct cpu_pool *pool_new(int workers)
         free(p);
         return NULL;
     }
+    atomic_init(&p->gen, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->stop, 0);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->go, NULL);
     pthread_cond_init(&p->done, NULL);
@@ -180,7 +231,11 @@ static struct cpu_pool *pool_new(int workers)
     return p;
 }
 
-#define PARALLEL_MIN_COST 32768
+/* Below this cost a job runs on the caller alone. Every split job ends in a
+ * join that waits for the slowest thread, and on a loaded machine that can
+ * be a descheduled one: with 32768, bench/nn_step.py at 2 threads took
+ * 11.4 ms a step against 8.2 ms with this (and 12.1 ms with 2^20). */
+#define PARALLEL_MIN_COST 131072
 
 void cpu_parallel(struct nn_backend *be, size_t n, size_t cost, cpu_range_fn fn, void *arg)
 {
@@ -189,19 +244,31 @@ void cpu_parallel(struct nn_backend *be, size_t n, size_t cost, cpu_range_fn fn,
         if (n) fn(arg, 0, n);
         return;
     }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->arg = arg;
     p->total = n;
-    p->pending = p->n;
-    p->gen++;
+    atomic_store_explicit(&p->pending, p->n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
+    /* workers asleep check gen under the mutex: none can miss this */
+    pthread_mutex_lock(&p->mu);
     pthread_cond_broadcast(&p->go);
     pthread_mutex_unlock(&p->mu);
     size_t hi = n / ((size_t)p->n + 1);
     if (hi) fn(arg, 0, hi);
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    long t0 = 0;
+    for (int i = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) {
+        cpu_relax();
+        if ((i & 255) != 255) continue;
+        long t = now_ns();
+        if (t0 == 0) {
+            t0 = t;
+        } else if (t - t0 > SPIN_NS) {
+            pthread_mutex_lock(&p->mu);
+            while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->done, &p->mu);
+            pthread_mutex_unlock(&p->mu);
+            break;
+        }
+    }
 }
 
 /* --- element-wise ----------------------------------------------------------- */
@@ -229,8 +296,8 @@ struct ew_args { float *y; const float *a, *b; };
 static void relu_fwd_range(void *v, size_t lo, size_t hi)
 {
     struct ew_args *e = v;
-    float *y = e->y;
-    const float *x = e->a;
+    float *restrict y = e->y;
+    const float *restrict x = e->a;
     for (size_t i = lo; i < hi; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
@@ -243,10 +310,15 @@ static void cpu_relu_fwd(struct nn_backend *be, float *y, const float *x, size_t
 static void relu_bwd_range(void *v, size_t lo, size_t hi)
 {
     struct ew_args *e = v;
-    float *dx = e->y;
-    const float *y = e->a, *dy = e->b;
-    /* always add (a 0/1 mask, not a branch) so that it vectorises */
-    for (size_t i = lo; i < hi; i++) dx[i] += dy[i] * (float)(y[i] > 0.0f);
+    float *restrict dx = e->y;
+    const float *restrict y = e->a, *restrict dy = e->b;
+    /* a select, not a multiply by a 0/1 mask: GCC turned the mask into a
+     * data-dependent branch (half of them mispredicted on ReLU outputs,
+     * a fifth of a training step) and did not vectorise it */
+    for (size_t i = lo; i < hi; i++) {
+        float g = dy[i];
+        dx[i] += y[i] > 0.0f ? g : 0.0f;
+    }
 }
 
 static void cpu_relu_bwd(struct nn_backend *be, float *dx, const float *y, const float *dy, size_t n)
@@ -377,6 +449,32 @@ struct pool_args {
     float *y, *dx, *aux;
 };
 
+/* The common 2x2 stride-2 max pool of one plane: every window is whole,
+ * scanned in the generic loop's order (first maximum wins). */
+static void max_pool_2x2(const struct nn_pool_desc *d, const float *restrict xp,
+                         float *restrict yp, int32_t *restrict ap)
+{
+    int w = d->w;
+    for (int oh = 0; oh < d->ho; oh++) {
+        const float *r0 = xp + (size_t)2 * oh * w, *r1 = r0 + w;
+        int base = 2 * oh * w;
+        for (int ow = 0; ow < d->wo; ow++) {
+            int j = 2 * ow, best = base + j;
+            float v = r0[j], t = r0[j + 1];
+            best = t > v ? base + j + 1 : best;
+            v = t > v ? t : v;
+            t = r1[j];
+            best = t > v ? base + w + j : best;
+            v = t > v ? t : v;
+            t = r1[j + 1];
+            best = t > v ? base + w + j + 1 : best;
+            v = t > v ? t : v;
+            yp[oh * d->wo + ow] = v;
+            if (ap) ap[oh * d->wo + ow] = best;
+        }
+    }
+}
+
 static void pool_fwd_range(void *argp, size_t lo, size_t hi)
 {
     struct pool_args *pa = argp;
@@ -384,10 +482,16 @@ static void pool_fwd_range(void *argp, size_t lo, size_t hi)
     const float *x = pa->x;
     float *y = pa->y;
     int32_t *arg = (int32_t *)(void *)pa->aux;
+    int two = d->is_max && d->kh == 2 && d->kw == 2 && d->sh == 2 && d->sw == 2 && d->ph == 0 &&
+              d->pw == 0;
     for (size_t pl = lo; pl < hi; pl++) {
         const float *xp = x + pl * d->h * d->w;
         float *yp = y + pl * d->ho * d->wo;
         int32_t *ap = arg ? arg + pl * d->ho * d->wo : NULL;
+        if (two) {
+            max_pool_2x2(d, xp, yp, ap);
+            continue;
+        }
         for (int oh = 0; oh < d->ho; oh++)
             for (int ow = 0; ow < d->wo; ow++) {
                 int h0, h1, w0, w1;
@@ -396,12 +500,13 @@ static void pool_fwd_range(void *argp, size_t lo, size_t hi)
                 if (d->is_max) {
                     int best = h0 * d->w + w0;
                     v = xp[best];
+                    /* selects, not branches: which element wins is data */
                     for (int ih = h0; ih < h1; ih++)
-                        for (int iw = w0; iw < w1; iw++)
-                            if (xp[ih * d->w + iw] > v) {
-                                v = xp[ih * d->w + iw];
-                                best = ih * d->w + iw;
-                            }
+                        for (int iw = w0; iw < w1; iw++) {
+                            float t = xp[ih * d->w + iw];
+                            best = t > v ? ih * d->w + iw : best;
+                            v = t > v ? t : v;
+                        }
                     if (ap) ap[oh * d->wo + ow] = best;
                 } else {
                     float s = 0;
@@ -465,6 +570,56 @@ static void cpu_pool2d_bwd(struct nn_backend *be, const struct nn_pool_desc *d, 
 
 /* --- batch norm ------------------------------------------------------------- */
 
+/* Float sums over one plane kept in LANES partial sums (j mod LANES), added
+ * up in a fixed order at the end: GCC vectorises the lanes (a single float
+ * accumulator is a serial chain it may not reorder), and the result is the
+ * same whatever the thread count or vector width. */
+#define LANES 8
+
+static float lanes_total(const float *a, float tail)
+{
+    return (((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))) + tail;
+}
+
+/* sum (p - m) and sum (p - m)^2 over hw values */
+static void plane_sums(const float *restrict p, size_t hw, float m, float *s, float *s2)
+{
+    float a[LANES] = {0}, b[LANES] = {0}, ta = 0, tb = 0;
+    size_t j = 0;
+    for (; j + LANES <= hw; j += LANES)
+        for (int k = 0; k < LANES; k++) {
+            float d = p[j + k] - m;
+            a[k] += d;
+            b[k] += d * d;
+        }
+    for (; j < hw; j++) {
+        float d = p[j] - m;
+        ta += d;
+        tb += d * d;
+    }
+    *s = lanes_total(a, ta);
+    *s2 = lanes_total(b, tb);
+}
+
+/* sum g and sum g (p - m) over hw values */
+static void plane_dot_sums(const float *restrict g, const float *restrict p, size_t hw, float m,
+                           float *s, float *s2)
+{
+    float a[LANES] = {0}, b[LANES] = {0}, ta = 0, tb = 0;
+    size_t j = 0;
+    for (; j + LANES <= hw; j += LANES)
+        for (int k = 0; k < LANES; k++) {
+            a[k] += g[j + k];
+            b[k] += g[j + k] * (p[j + k] - m);
+        }
+    for (; j < hw; j++) {
+        ta += g[j];
+        tb += g[j] * (p[j] - m);
+    }
+    *s = lanes_total(a, ta);
+    *s2 = lanes_total(b, tb);
+}
+
 /* Sum (and sum of squares about m) of one channel's values over the
  * batch, float within a plane, double across planes. */
 static void chan_sums(int n, int c, int ch, size_t hw, const float *x, float m, double *s,
@@ -472,13 +627,8 @@ static void chan_sums(int n, int c, int ch, size_t hw, const float *x, float m, 
 {
     double a = 0, b = 0;
     for (int i = 0; i < n; i++) {
-        const float *p = x + ((size_t)i * c + ch) * hw;
-        float fa = 0, fb = 0;
-        for (size_t j = 0; j < hw; j++) {
-            float d = p[j] - m;
-            fa += d;
-            fb += d * d;
-        }
+        float fa, fb;
+        plane_sums(x + ((size_t)i * c + ch) * hw, hw, m, &fa, &fb);
         a += fa;
         b += fb;
     }
@@ -527,8 +677,8 @@ static void bn_fwd_range(void *v, size_t lo, size_t hi)
         float a = (float)(inv * (A->gamma ? A->gamma[ch] : 1.0f));
         float b = (float)((A->beta ? A->beta[ch] : 0.0f) - mean * a);
         for (int i = 0; i < n; i++) {
-            const float *p = x + ((size_t)i * c + ch) * hw;
-            float *q = A->y + ((size_t)i * c + ch) * hw;
+            const float *restrict p = x + ((size_t)i * c + ch) * hw;
+            float *restrict q = A->y + ((size_t)i * c + ch) * hw;
             for (size_t j = 0; j < hw; j++) q[j] = p[j] * a + b;
         }
     }
@@ -555,12 +705,9 @@ static void bn_bwd_range(void *v, size_t lo, size_t hi)
         float mean = A->save_in[ch], inv = A->save_in[c + ch];
         double sdy = 0, sdyx = 0;
         for (int i = 0; i < n; i++) {
-            const float *p = x + ((size_t)i * c + ch) * hw, *g = dy + ((size_t)i * c + ch) * hw;
-            float a = 0, b = 0;
-            for (size_t j = 0; j < hw; j++) {
-                a += g[j];
-                b += g[j] * (p[j] - mean);
-            }
+            float a, b;
+            plane_dot_sums(dy + ((size_t)i * c + ch) * hw, x + ((size_t)i * c + ch) * hw, hw, mean,
+                           &a, &b);
             sdy += a;
             sdyx += b;
         }
@@ -576,8 +723,9 @@ static void bn_bwd_range(void *v, size_t lo, size_t hi)
         float k3 = A->training ? (float)(gm * inv * sdyx / cnt * inv) : 0.0f;
         float k0 = k3 * mean - k2; /* dx = k1*dy - k3*x + k0 */
         for (int i = 0; i < n; i++) {
-            const float *p = x + ((size_t)i * c + ch) * hw, *g = dy + ((size_t)i * c + ch) * hw;
-            float *q = A->dx + ((size_t)i * c + ch) * hw;
+            const float *restrict p = x + ((size_t)i * c + ch) * hw;
+            const float *restrict g = dy + ((size_t)i * c + ch) * hw;
+            float *restrict q = A->dx + ((size_t)i * c + ch) * hw;
             for (size_t j = 0; j < hw; j++) q[j] += k1 * g[j] - k3 * p[j] + k0;
         }
     }
@@ -702,7 +850,7 @@ static void cpu_destroy(struct nn_backend *be)
 {
     struct cpu_ctx *c = be->ctx;
     pool_free(c->pool);
-    free(c->scratch);
+    for (int i = 0; i < CPU_MAX_THREADS; i++) free(c->scratch[i]);
     free(c);
     free(be);
 }
@@ -718,7 +866,7 @@ struct nn_backend *nn_backend_cpu_new(int threads, char *err, size_t errlen)
         return NULL;
     }
     c->threads = threads > 0 ? threads : 1;
-    if (c->threads > 256) c->threads = 256;
+    if (c->threads > CPU_MAX_THREADS) c->threads = CPU_MAX_THREADS;
     if (c->threads > 1) c->pool = pool_new(c->threads - 1); /* NULL: run inline */
     /* GEMMs are split over the pool (cpu_conv.c): OpenBLAS's own threads
      * would only contend with it for the cores */

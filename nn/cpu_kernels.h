@@ -12,10 +12,14 @@
 
 struct cpu_pool;
 
+#define CPU_MAX_THREADS 256
+
 struct cpu_ctx {
-    int threads;
-    float *scratch;          /* im2col and transposed-output buffers; grows */
-    size_t scratch_cap;      /* floats */
+    int threads;             /* 1..CPU_MAX_THREADS */
+    /* scratch buffers, one per slot (a slot is one thread's share of a
+     * job split into `threads` parts); each grows, none shrinks */
+    float *scratch[CPU_MAX_THREADS];
+    size_t scratch_cap[CPU_MAX_THREADS]; /* floats */
     struct cpu_pool *pool;   /* threads - 1 workers, or NULL */
 };
 
@@ -26,9 +30,11 @@ struct cpu_ctx {
 typedef void (*cpu_range_fn)(void *arg, size_t lo, size_t hi);
 void cpu_parallel(struct nn_backend *be, size_t n, size_t cost, cpu_range_fn fn, void *arg);
 
-/* The backend's scratch buffer of at least n floats (NULL when out of
- * memory); valid until the next call. */
-float *cpu_scratch(struct nn_backend *be, size_t n);
+/* Slot `slot`'s scratch buffer of at least n floats, 64-byte aligned (NULL
+ * when out of memory); its contents are kept until the next call that
+ * grows it. Only slot t's own range may use it inside a cpu_parallel job
+ * over `threads` items (item t is then that slot's). */
+float *cpu_slot_scratch(struct nn_backend *be, int slot, size_t n);
 
 void cpu_conv2d_fwd(struct nn_backend *be, const struct nn_conv_desc *d, const float *x,
                     const float *w, const float *b, float *y);

@@ -32,15 +32,6 @@
 #define CNN_DEFAULT_AUX_WEIGHT 0.0
 enum { PRED_BLOCK = 128 };
 
-/* DARTS_V2, the cell the paper found on CIFAR-10 (Liu et al. 2019). */
-static const struct genotype DARTS_V2 = {
-    .normal = {{GOP_SEP_CONV_3X3, 0}, {GOP_SEP_CONV_3X3, 1}, {GOP_SEP_CONV_3X3, 0},
-               {GOP_SEP_CONV_3X3, 1}, {GOP_SEP_CONV_3X3, 1}, {GOP_SKIP_CONNECT, 0},
-               {GOP_SKIP_CONNECT, 0}, {GOP_DIL_CONV_3X3, 2}},
-    .reduce = {{GOP_MAX_POOL_3X3, 0}, {GOP_MAX_POOL_3X3, 1}, {GOP_SKIP_CONNECT, 2},
-               {GOP_MAX_POOL_3X3, 1}, {GOP_MAX_POOL_3X3, 0}, {GOP_SKIP_CONNECT, 2},
-               {GOP_SKIP_CONNECT, 2}, {GOP_MAX_POOL_3X3, 1}},
-};
 
 struct cnn_params {
     struct cnn_train_params t;
@@ -107,7 +98,7 @@ static int cnn_params_parse(const cJSON *params, const struct pd_task *task, voi
     *p = (struct cnn_params){
         .t = {.cells = 5, .channels = 16, .epochs = 10, .batch_size = 64, .lr = CNN_DEFAULT_LR,
               .augment = 1, .hflip = 0, .seed = -1},
-        .genotype = DARTS_V2, .from_search = -1,
+        .genotype = genotype_darts_v2, .from_search = -1,
         .drop_path = CNN_DEFAULT_DROP_PATH, .cutout = CNN_DEFAULT_CUTOUT,
         .aux_weight = CNN_DEFAULT_AUX_WEIGHT,
     };
