@@ -310,8 +310,12 @@ async function desktop(browser) {
     const digits = await up.json();
     await page.goto(`${url}/#/datasets/${digits.id}`);
     await page.getByRole('heading', { name: 'Samples' }).waitFor();
-    await page.waitForFunction(() => [...document.querySelectorAll('img.thumb')].some((i) => i.complete && i.naturalWidth > 0),
-        null, { timeout: 5000 });
+    /* the first one: thumbnails load one at a time, so "some has loaded"
+     * may be a later one while the first is still on its way */
+    await page.waitForFunction(() => {
+        const i = document.querySelector('img.thumb');
+        return i !== null && i.classList.contains('thumb-loaded') && i.complete;
+    }, null, { timeout: 15000 });
     const thumb = await page.locator('img.thumb').first().evaluate((i) => ({ w: i.naturalWidth, alt: i.alt }));
     check(thumb.w === 8 && thumb.alt.startsWith('Class 0: '), `the first thumbnail is ${thumb.w} px wide, alt "${thumb.alt}"`);
     await checkNoSideScroll(page);

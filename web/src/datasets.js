@@ -270,6 +270,17 @@ function imagesCard(p, preview) {
         unreadable);
 }
 
+/* A thumbnail, asked again (up to 3 times, after its Retry-After) while the
+ * server answers 503: it makes at most a few at once from stored archives. */
+async function fetchThumb(url) {
+    for (let attempt = 0; ; attempt++) {
+        const resp = await fetch(url, { headers: { Authorization: `Bearer ${session.key}` } });
+        if (resp.status !== 503 || attempt === 3) return resp;
+        const wait = Number(resp.headers.get('Retry-After')) || 1;
+        await new Promise((done) => setTimeout(done, Math.min(wait, 10) * 1000));
+    }
+}
+
 /* Take thumbnails off the queue one at a time: each is fetched with the
  * key (an <img src> cannot send it) and shown from a blob: URL. Not api():
  * that asks for no-store, and these may come from the browser's cache
@@ -282,7 +293,7 @@ async function loadThumbs(queue) {
             return;
         }
         try {
-            const resp = await fetch(url, { headers: { Authorization: `Bearer ${session.key}` } });
+            const resp = await fetchThumb(url);
             if (!resp.ok) throw new Error(`${resp.status}`);
             const src = URL.createObjectURL(await resp.blob());
             await new Promise((done) => {
