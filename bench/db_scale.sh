@@ -45,7 +45,7 @@ ds=$(curl -s -H "$H" -H 'Content-Type: text/csv' --data-binary @tests/data/tabul
 team=$(psql_q "SELECT team_id FROM datasets WHERE id = '$ds'")
 t0=$(date +%s.%N)
 psql_run -v team="$team" -v dataset="$ds" -v jobs="$jobs" -v trials="$trials" \
-         -v progress="$progress" -v running="$running" -f bench/db_scale_seed.sql >/dev/null
+         -v progress="$progress" -v running="$running" -f "$root/bench/db_scale_seed.sql" >/dev/null
 t1=$(date +%s.%N)
 n_trials=$(psql_q "SELECT count(*) FROM trials")
 n_events=$(psql_q "SELECT count(*) FROM job_events")
