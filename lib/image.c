@@ -400,9 +400,9 @@ done:
 static int run(const void *buf, size_t len, const struct image_limits *lim,
                struct image_info *info, struct image_pixels *px, char *msg, size_t msg_size)
 {
-    struct image_info dummy;
+    struct image_info ignored;
     if (!info)
-        info = &dummy;
+        info = &ignored;
     memset(info, 0, sizeof *info);
     if (msg && msg_size)
         msg[0] = '\0';

@@ -1164,9 +1164,9 @@ static int walk(const struct imageset_source *src, const struct imageset_limits 
                 unsigned flags, imageset_visit_fn fn, void *fn_ctx, cJSON **out,
                 struct imageset_error *err)
 {
-    struct imageset_error dummy_err;
+    struct imageset_error ignored_err;
     if (!err)
-        err = &dummy_err;
+        err = &ignored_err;
     memset(err, 0, sizeof *err);
     if (out)
         *out = NULL;
@@ -1336,8 +1336,8 @@ int imageset_visit(const struct imageset_source *src, const struct imageset_limi
                    struct imageset_error *err)
 {
     if (!fn) {
-        struct imageset_error dummy;
-        struct imageset_error *e = err ? err : &dummy;
+        struct imageset_error ignored;
+        struct imageset_error *e = err ? err : &ignored;
         memset(e, 0, sizeof *e);
         if (profile)
             *profile = NULL;
@@ -1377,9 +1377,9 @@ static int walk_file(const char *path, const struct imageset_limits *lim, unsign
                      imageset_visit_fn fn, void *fn_ctx, cJSON **out,
                      struct imageset_error *err)
 {
-    struct imageset_error dummy_err;
+    struct imageset_error ignored_err;
     if (!err)
-        err = &dummy_err;
+        err = &ignored_err;
     memset(err, 0, sizeof *err);
     if (out)
         *out = NULL;

@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "nn/cpu_kernels.h"
+#include "nn/kernel_math.h"
 #include "nn/optim_math.h"
 
 /* --- memory ----------------------------------------------------------------- */
@@ -389,27 +390,15 @@ static void cpu_wsum_bwd(struct nn_backend *be, float *const *dxs, float *dw, co
 static void cpu_softmax_fwd(struct nn_backend *be, float *y, const float *x, int rows, int k)
 {
     (void)be;
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * k;
-        float *yr = y + (size_t)r * k;
-        float mx = xr[0];
-        for (int j = 1; j < k; j++) mx = xr[j] > mx ? xr[j] : mx;
-        double s = 0;
-        for (int j = 0; j < k; j++) s += exp((double)xr[j] - mx);
-        for (int j = 0; j < k; j++) yr[j] = (float)(exp((double)xr[j] - mx) / s);
-    }
+    for (int r = 0; r < rows; r++) cu_softmax_row(y + (size_t)r * k, x + (size_t)r * k, k);
 }
 
 static void cpu_softmax_bwd(struct nn_backend *be, float *dx, const float *y, const float *dy,
                             int rows, int k)
 {
     (void)be;
-    for (int r = 0; r < rows; r++) {
-        const float *yr = y + (size_t)r * k, *dr = dy + (size_t)r * k;
-        double dot = 0;
-        for (int j = 0; j < k; j++) dot += (double)yr[j] * dr[j];
-        for (int j = 0; j < k; j++) dx[(size_t)r * k + j] += (float)(yr[j] * (dr[j] - dot));
-    }
+    for (int r = 0; r < rows; r++)
+        cu_softmax_row_bwd(dx + (size_t)r * k, y + (size_t)r * k, dy + (size_t)r * k, k);
 }
 
 static void cpu_chan_copy(struct nn_backend *be, float *dst, int dst_c, int dst_c0, const float *src,
@@ -768,18 +757,8 @@ static void cpu_ce_fwd(struct nn_backend *be, int n, int k, const float *logits,
 {
     (void)be;
     double total = 0;
-    for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * k;
-        float *p = probs + (size_t)i * k;
-        float mx = z[0];
-        for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
-        double s = 0;
-        for (int j = 0; j < k; j++) s += exp((double)z[j] - mx);
-        double ls = log(s);
-        for (int j = 0; j < k; j++) p[j] = (float)exp((double)z[j] - mx - ls);
-        int y = (int)labels[i];
-        total += -((double)z[y] - mx - ls);
-    }
+    for (int i = 0; i < n; i++)
+        total += cu_ce_row(probs + (size_t)i * k, logits + (size_t)i * k, k, (int)labels[i]);
     loss[0] = (float)(total / n);
 }
 

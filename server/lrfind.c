@@ -372,19 +372,31 @@ static cJSON *take(cJSON *from, const char *name)
 #define VARIANT_JSON "lrf.json"
 #define VARIANT_SVG "lrf.svg"
 
+/* The head both GETs share: the answer from memory (*ret, NULL back), or
+ * the stored record to render for this request, which then leads the
+ * flight of its variant (rcache.h) and must finish it. */
+static cJSON *record_to_render(struct http_req *r, const char *variant,
+                               struct rcache_flight **flight, char family[64], char state[32],
+                               char job_id[37], int64_t *seq, int *ret)
+{
+    if (jobs_from_memory(r, EVENTS_ALL, variant, flight, ret)) return NULL;
+    cJSON *rec = fetch_record(r, family, 64, state, 32, job_id, seq, ret);
+    if (rec == NULL || jobs_cached_at(r, job_id, variant, *seq, flight, ret)) {
+        rcache_abandon(jobs_responses(), *flight);
+        cJSON_Delete(rec);
+        return NULL;
+    }
+    return rec;
+}
+
 int lrfind_get(struct http_req *r)
 {
     int ret;
     struct rcache_flight *flight;
-    if (jobs_from_memory(r, EVENTS_ALL, VARIANT_JSON, &flight, &ret)) return ret;
     char family[64], state[32], job_id[37];
     int64_t seq;
-    cJSON *rec = fetch_record(r, family, sizeof family, state, sizeof state, job_id, &seq, &ret);
-    if (rec == NULL || jobs_cached_at(r, job_id, VARIANT_JSON, seq, &flight, &ret)) {
-        rcache_abandon(jobs_responses(), flight);
-        cJSON_Delete(rec);
-        return ret;
-    }
+    cJSON *rec = record_to_render(r, VARIANT_JSON, &flight, family, state, job_id, &seq, &ret);
+    if (rec == NULL) return ret;
     cJSON *out = cJSON_CreateObject();
     cJSON *curve = cJSON_CreateObject();
     if (out == NULL || curve == NULL) {
@@ -432,15 +444,10 @@ int lrfind_get_svg(struct http_req *r)
 {
     int ret;
     struct rcache_flight *flight;
-    if (jobs_from_memory(r, EVENTS_ALL, VARIANT_SVG, &flight, &ret)) return ret;
     char family[64], state[32], job_id[37];
     int64_t seq;
-    cJSON *rec = fetch_record(r, family, sizeof family, state, sizeof state, job_id, &seq, &ret);
-    if (rec == NULL || jobs_cached_at(r, job_id, VARIANT_SVG, seq, &flight, &ret)) {
-        rcache_abandon(jobs_responses(), flight);
-        cJSON_Delete(rec);
-        return ret;
-    }
+    cJSON *rec = record_to_render(r, VARIANT_SVG, &flight, family, state, job_id, &seq, &ret);
+    if (rec == NULL) return ret;
     const cJSON *cfgj = cJSON_GetObjectItemCaseSensitive(rec, "config");
     const cJSON *lrs = cJSON_GetObjectItemCaseSensitive(rec, "lrs");
     struct lrfind_config cfg;

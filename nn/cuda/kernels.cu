@@ -12,7 +12,7 @@
  */
 #include "nn/cuda/internal.h"
 
-#include "nn/cuda/kernel_math.h"
+#include "nn/kernel_math.h"
 #include "nn/optim_math.h"
 
 /* atomicAdd on doubles (the reductions below) needs compute capability
@@ -92,7 +92,7 @@ void cu_mul_bwd(struct nn_backend *be, float *dx, const float *m, const float *d
     LAUNCH(be, n, k_mul_bwd, dx, m, dy, n);
 }
 
-/* cpu_dropout_mask's exact rule (nn/cuda/kernel_math.h, tested on the host) */
+/* cpu_dropout_mask's exact rule (nn/kernel_math.h, tested on the host) */
 __global__ static void k_dropout_mask(float *m, size_t n, uint64_t thr, float keep, uint64_t seed)
 {
     GRID_STRIDE(i, n) m[i] = cu_dropout_at(seed, i, thr, keep);
@@ -211,23 +211,14 @@ __global__ static void k_softmax_fwd(float *y, const float *x, int rows, int k)
 {
     int r = blockIdx.x * blockDim.x + threadIdx.x;
     if (r >= rows) return;
-    const float *xr = x + (size_t)r * k;
-    float *yr = y + (size_t)r * k;
-    float mx = xr[0];
-    for (int j = 1; j < k; j++) mx = xr[j] > mx ? xr[j] : mx;
-    double s = 0;
-    for (int j = 0; j < k; j++) s += exp((double)xr[j] - mx);
-    for (int j = 0; j < k; j++) yr[j] = (float)(exp((double)xr[j] - mx) / s);
+    cu_softmax_row(y + (size_t)r * k, x + (size_t)r * k, k);
 }
 
 __global__ static void k_softmax_bwd(float *dx, const float *y, const float *dy, int rows, int k)
 {
     int r = blockIdx.x * blockDim.x + threadIdx.x;
     if (r >= rows) return;
-    const float *yr = y + (size_t)r * k, *dr = dy + (size_t)r * k;
-    double dot = 0;
-    for (int j = 0; j < k; j++) dot += (double)yr[j] * dr[j];
-    for (int j = 0; j < k; j++) dx[(size_t)r * k + j] += (float)(yr[j] * (dr[j] - dot));
+    cu_softmax_row_bwd(dx + (size_t)r * k, y + (size_t)r * k, dy + (size_t)r * k, k);
 }
 
 void cu_softmax_fwd(struct nn_backend *be, float *y, const float *x, int rows, int k)
@@ -253,18 +244,8 @@ __global__ static void k_ce_fwd(int n, int k, const float *logits, const float *
                                 float *probs, float *loss)
 {
     double total = 0;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        const float *z = logits + (size_t)i * k;
-        float *p = probs + (size_t)i * k;
-        float mx = z[0];
-        for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
-        double s = 0;
-        for (int j = 0; j < k; j++) s += exp((double)z[j] - mx);
-        double ls = log(s);
-        for (int j = 0; j < k; j++) p[j] = (float)exp((double)z[j] - mx - ls);
-        int y = (int)labels[i];
-        total += -((double)z[y] - mx - ls);
-    }
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+        total += cu_ce_row(probs + (size_t)i * k, logits + (size_t)i * k, k, (int)labels[i]);
     __shared__ double sh[CE_THREADS];
     sh[threadIdx.x] = total;
     __syncthreads();

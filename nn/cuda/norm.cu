@@ -7,7 +7,7 @@
  * window's gradient to its FIRST maximum and keep that argmax in the
  * op's aux slots, which cuDNN does not promise; the backward gathers per
  * input element (no atomics, deterministic). Both per-element rules are
- * in nn/cuda/kernel_math.h, which tests/unit/test_nn_cuda_math.c runs on
+ * in nn/kernel_math.h, which tests/unit/test_nn_cuda_math.c runs on
  * the host against the CPU backend.
  *
  * Training-mode batch norm is cuDNN's spatial batch norm: its saved mean
@@ -24,7 +24,7 @@
 #include <stdlib.h>
 
 #include "nn/cuda/internal.h"
-#include "nn/cuda/kernel_math.h"
+#include "nn/kernel_math.h"
 
 static const float ONE = 1.0f, ZERO = 0.0f;
 
@@ -36,7 +36,7 @@ static struct cu_pool_dims dims_of(const struct nn_pool_desc *d)
     return p;
 }
 
-/* the per-element rules are nn/cuda/kernel_math.h's (tested on the host) */
+/* the per-element rules are nn/kernel_math.h's (tested on the host) */
 __global__ static void k_maxpool_fwd(struct cu_pool_dims d, const float *__restrict__ x,
                                      float *__restrict__ y, int32_t *__restrict__ arg, size_t total)
 {

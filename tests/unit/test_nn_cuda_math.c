@@ -1,5 +1,5 @@
 /* test_nn_cuda_math.c - the CUDA backend's per-element kernel rules
- * (nn/cuda/kernel_math.h: the very functions its max-pool and dropout
+ * (nn/kernel_math.h: the very functions its max-pool and dropout
  * kernels call, one element per thread) run on the host, element by
  * element, against the CPU backend, the oracle, on any machine:
  *   - max pooling forward: every output's value and argmax equal the CPU
@@ -24,7 +24,7 @@
 #include <cmocka.h>
 
 #include "nn/backend.h"
-#include "nn/cuda/kernel_math.h"
+#include "nn/kernel_math.h"
 
 static uint64_t rng_state = 12345;
 

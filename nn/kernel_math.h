@@ -1,23 +1,27 @@
 /*
- * kernel_math.h - the per-element rules of the CUDA backend's hand-written
- * kernels that the host can run too: nvcc compiles them as __host__
- * __device__ functions for the .cu files in nn/cuda/, and a C compiler as plain static
- * inline ones, so tests/unit/test_nn_cuda_math.c runs the very code the
- * kernels run (one element at a time, as a thread does) against the CPU
- * backend on any machine. Pure C, no CUDA types (as nn/optim_math.h does
- * for the optimizers).
+ * kernel_math.h - per-row and per-element rules of the CNN engine's
+ * kernels that both the GPU and the host run: nvcc compiles them as
+ * __host__ __device__ functions for the .cu files in nn/cuda/, a C compiler as plain
+ * static inline ones for nn/cpu.c and tests/unit/test_nn_cuda_math.c.
+ * Pure C, no CUDA types (as nn/optim_math.h does for the optimizers).
  *
- * Only the rules that differ from the CPU backend's loops are here:
+ * Two kinds of rules are here. Rows both backends run as they are (one
+ * copy, so they cannot drift apart):
+ *   - a softmax row forward and backward, and a softmax cross-entropy row
+ *     (sums in double).
+ * And the rules of the GPU's own loops, which the host runs only in tests:
  *   - max pooling: the forward per output (value and first-maximum
  *     argmax, as the CPU backend) and the backward as a GATHER per input
  *     element (the inverse of the window map: which outputs' windows
  *     cover an input; the CPU backend scatters instead);
  *   - the dropout mask's hash of (seed, i), which must equal the CPU
- *     backend's bit for bit.
+ *     backend's bit for bit (a copy of cpu_dropout_mask's loop, kept
+ *     apart on purpose: the test compares the two).
  */
-#ifndef PODIUM_NN_CUDA_KERNEL_MATH_H
-#define PODIUM_NN_CUDA_KERNEL_MATH_H
+#ifndef PODIUM_NN_KERNEL_MATH_H
+#define PODIUM_NN_KERNEL_MATH_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +30,37 @@
 #else
 #define CU_MATH_FN static inline
 #endif
+
+/* y = softmax(x) over k values, with the maximum taken out first. */
+CU_MATH_FN void cu_softmax_row(float *y, const float *x, int k)
+{
+    float mx = x[0];
+    for (int j = 1; j < k; j++) mx = x[j] > mx ? x[j] : mx;
+    double s = 0;
+    for (int j = 0; j < k; j++) s += exp((double)x[j] - mx);
+    for (int j = 0; j < k; j++) y[j] = (float)(exp((double)x[j] - mx) / s);
+}
+
+/* dx += J^T dy for one softmax row y. */
+CU_MATH_FN void cu_softmax_row_bwd(float *dx, const float *y, const float *dy, int k)
+{
+    double dot = 0;
+    for (int j = 0; j < k; j++) dot += (double)y[j] * dy[j];
+    for (int j = 0; j < k; j++) dx[j] += (float)(y[j] * (dy[j] - dot));
+}
+
+/* One row of softmax cross-entropy: the probabilities of logits z into p,
+ * and the row's loss -log p[label]. */
+CU_MATH_FN double cu_ce_row(float *p, const float *z, int k, int label)
+{
+    float mx = z[0];
+    for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
+    double s = 0;
+    for (int j = 0; j < k; j++) s += exp((double)z[j] - mx);
+    double ls = log(s);
+    for (int j = 0; j < k; j++) p[j] = (float)exp((double)z[j] - mx - ls);
+    return -((double)z[label] - mx - ls);
+}
 
 /* nn_pool_desc's sizes, by value into a kernel */
 struct cu_pool_dims {
